@@ -1,0 +1,143 @@
+"""CircuitPython entry point: PDM microphone through audiobusio.PDMIn, same loop and protocol.
+
+Works on stock CircuitPython builds that include ulab (all RP2040/RP2350 and
+ESP32-family boards with a full build) and have ``audiobusio.PDMIn``
+(raspberrypi ports; espressif: ESP32-S3 in 10.2.x). Copy the .py sources, not
+MicroPython .mpy files (CircuitPython rejects those). Files: code.py, the
+airmark_*.py modules, ``airmark_keydata.py`` and ``airmark_boardcfg.py`` (or
+``board.json``).
+
+No watchdog here: CircuitPython's auto-reload restarts code.py when files
+change, and a running watchdog would fight that during development.
+"""
+
+import gc
+import sys
+import time
+
+import airmark_proto as proto
+
+SAMPLE_RATE_HZ = 16000
+
+
+class DigitalLed:
+    def __init__(self, pin, active_high=True):
+        import digitalio
+        self.io = digitalio.DigitalInOut(pin)
+        self.io.direction = digitalio.Direction.OUTPUT
+        self.level_on = bool(active_high)
+        self.off()
+
+    def on(self):
+        self.io.value = self.level_on
+
+    def off(self):
+        self.io.value = not self.level_on
+
+
+class PixelLed:
+    def __init__(self, pin):
+        import neopixel_write
+        import digitalio
+        self.write = neopixel_write.neopixel_write
+        self.io = digitalio.DigitalInOut(pin)
+        self.io.direction = digitalio.Direction.OUTPUT
+        self.color_on = bytearray((40, 0, 0))   # GRB: dim green
+        self.color_off = bytearray(3)
+        self.off()
+
+    def on(self):
+        self.write(self.io, self.color_on)
+
+    def off(self):
+        self.write(self.io, self.color_off)
+
+
+def _pin(pins, name):
+    if not hasattr(pins, name):
+        raise ValueError("this board has no pin board.%s" % name)
+    return getattr(pins, name)
+
+
+def make_led(pins, led):
+    if led is None:
+        return None
+    pin = led["pin"]
+    if isinstance(pin, int):
+        raise ValueError("CircuitPython LED pins are names such as 'LED', got %r" % pin)
+    if led["kind"] == "neopixel":
+        return PixelLed(_pin(pins, pin))
+    return DigitalLed(_pin(pins, pin), led.get("active_high", True))
+
+
+def setup(emit):
+    import board as pins
+    import audiobusio
+    import airmark_board
+    import airmark_key
+    import airmark_loop
+    import airmark_capture_cp
+    try:
+        bdef = airmark_board.load()
+    except Exception as exc:
+        emit(proto.error("board definition: " + proto.exc_text(exc)))
+        return None
+    try:
+        from airmark_keydata import KEY
+        airmark_key.validate(KEY)
+    except Exception as exc:
+        emit(proto.error("key (airmark_keydata): " + proto.exc_text(exc)))
+        return None
+    try:
+        import airmark_detector
+        detector = airmark_detector.Detector(KEY)
+    except Exception as exc:
+        emit(proto.error("detector: " + proto.exc_text(exc)))
+        return None
+    try:
+        pdm = bdef["pdm"]
+        mic = audiobusio.PDMIn(_pin(pins, pdm["clk"]), _pin(pins, pdm["data"]),
+                               sample_rate=SAMPLE_RATE_HZ, bit_depth=16)
+        now_ns = time.monotonic_ns if hasattr(time, "monotonic_ns") else None
+        cap = airmark_capture_cp.PDMCapture(mic, detector.hop_samples, now_ns=now_ns)
+    except Exception as exc:
+        emit(proto.error("PDM microphone: " + proto.exc_text(exc)))
+        return None
+    led = None
+    try:
+        led = make_led(pins, bdef["led"])
+    except Exception as exc:
+        emit(proto.error("LED: " + proto.exc_text(exc)))
+    cpu_hz = None
+    try:
+        import microcontroller
+        cpu_hz = microcontroller.cpu.frequency
+    except Exception:
+        pass
+    emit(proto.hello(bdef["name"], sys.implementation.name, KEY["key_id"], SAMPLE_RATE_HZ,
+                     detector.hop_samples, detector.state_bytes(), cap.buf_bytes, cpu_hz))
+    loop = airmark_loop.Loop(cap, detector, airmark_loop.SystemClock(), emit, KEY["key_id"],
+                             SAMPLE_RATE_HZ, led=led, heap_free=gc.mem_free,
+                             status_ms=airmark_board.status_ms(bdef),
+                             flash_ms=airmark_board.flash_ms(bdef))
+    return loop, cap
+
+
+def main():
+    emit = print
+    made = setup(emit)
+    if made is None:
+        return
+    loop, cap = made
+    gc.collect()
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        cap.stop()
+        raise
+    except Exception as exc:
+        emit(proto.error("fatal: " + proto.exc_text(exc)))
+        cap.stop()
+
+
+main()
