@@ -42,7 +42,12 @@ def main(argv=None):
     try:
         rv = cli.main(args=argv, prog_name="airmark", standalone_mode=False)
     except AirmarkError as exc:
-        click.echo("airmark: %s" % exc, err=True)
+        problems = getattr(exc, "problems", None)
+        if problems:
+            for line in problems:
+                click.echo("airmark: %s: %s" % (exc.path, line), err=True)
+        else:
+            click.echo("airmark: %s" % exc, err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("airmark: interrupted", err=True)

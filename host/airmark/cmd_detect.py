@@ -1,0 +1,42 @@
+"""airmark detect IN --key KEYFILE: run the firmware detector over an audio file."""
+
+import json
+
+import click
+
+from . import detect as detect_lib
+from . import keys
+from .progress import progress_bar
+
+
+@click.command()
+@click.argument("infile", type=click.Path(dir_okay=False))
+@click.option("--key", "keyfile", required=True, type=click.Path(dir_okay=False), help="Key file.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--micropython", "micropython", default=None, metavar="BIN",
+              help="Run the board's replay loop under this MicroPython (with ulab) instead of CPython.")
+def command(infile, keyfile, as_json, micropython):
+    """Detect the watermark in IN as the board would (16 kHz mono int16).
+
+    Exit code 0 with at least one detection, 1 with none, 2 on error.
+    """
+    key = keys.load(keyfile)
+    samples = detect_lib.load_for_detector(infile)
+    if micropython:
+        res, _lines = detect_lib.detect_file_micropython(samples, key, micropython)
+    else:
+        with progress_bar("detecting", disable=as_json) as update:
+            res = detect_lib.detect_samples(samples, key, progress=update)
+    for ev in res.events:
+        if as_json:
+            click.echo(json.dumps({"event": "detection", "t": ev["t"], "score": ev["score"]}))
+        else:
+            click.echo("detection at %8.3f s  score %6.2f" % (ev["t"], ev["score"]))
+    summ = res.summary()
+    summ["runtime"] = "micropython" if micropython else "cpython"
+    if as_json:
+        click.echo(json.dumps(summ))
+    else:
+        click.echo("%d detection(s) in %.1f s of audio; max score %.2f (threshold %.2f), key %s" % (
+            summ["detections"], summ["duration_s"], summ["max_score"], summ["threshold"], summ["key"]))
+    return 0 if res.events else 1

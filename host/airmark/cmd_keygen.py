@@ -1,0 +1,28 @@
+"""airmark keygen KEYFILE: write a new key."""
+
+import json
+
+import click
+
+from . import keys
+
+
+@click.command()
+@click.argument("keyfile", type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=None, help="Seed for a reproducible key (default: random).")
+@click.option("--seconds", "key_seconds", type=float, default=None,
+              help="Mark length the key spans (default 2.0 s).")
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
+def command(keyfile, seed, key_seconds, force, as_json):
+    """Generate a key file: the binary inversion sequence, noise seed and threshold."""
+    record = keys.generate(seed, key_seconds=key_seconds)
+    keys.save(record, keyfile, force=force)
+    if as_json:
+        click.echo(json.dumps(record))
+    else:
+        click.echo("wrote %s: key %s, %d key bits (%.2f s), pattern %d x %d samples, threshold %.2f" % (
+            keyfile, record["key_id"], len(record["key_bits"]),
+            len(record["key_bits"]) * record["block_samples"] / record["sample_rate_hz"],
+            record["pattern_blocks"], record["block_samples"], record["threshold"]))
+    return 0

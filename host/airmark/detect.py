@@ -1,0 +1,132 @@
+"""Run the firmware's detector core over audio on the host.
+
+The samples the detector sees are exactly what the board would see: 16 kHz mono
+int16. `detect_samples` drives the same `airmark_detector.Detector` the board runs;
+`detect_file_micropython` runs the board's replay loop under a MicroPython binary.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+
+from . import fw
+from .errors import AirmarkError, AudioError, ToolMissing
+
+SAMPLE_RATE_HZ = 16000
+
+
+class DetectResult:
+    """Outcome of a detector run.
+
+    events: list of {"t": seconds from start at the end of the triggering hop, "score"}.
+    scores: float32 array, the detector statistic after every hop.
+    hop_s: seconds per hop; duration_s: seconds of audio fed.
+    """
+
+    def __init__(self, events, scores, hop_s, duration_s, key_id, threshold):
+        self.events = events
+        self.scores = scores
+        self.hop_s = hop_s
+        self.duration_s = duration_s
+        self.key_id = key_id
+        self.threshold = threshold
+
+    @property
+    def max_score(self):
+        return float(self.scores.max()) if len(self.scores) else 0.0
+
+    def summary(self):
+        return {
+            "event": "summary",
+            "key": self.key_id,
+            "detections": len(self.events),
+            "duration_s": round(self.duration_s, 3),
+            "max_score": round(self.max_score, 3),
+            "threshold": self.threshold,
+        }
+
+
+def make_detector(key, **kwargs):
+    return fw.module("airmark_detector").Detector(key, **kwargs)
+
+
+def detect_samples(samples, key, *, progress=None):
+    """Feed 16 kHz mono int16 `samples` through the detector core hop by hop."""
+    x = np.asarray(samples)
+    if x.dtype != np.int16 or x.ndim != 1:
+        raise AudioError("detector input must be 1-D int16 at 16 kHz, got %s %r" % (x.dtype, x.shape))
+    det = make_detector(key)
+    hop = det.hop_samples
+    nhops = len(x) // hop
+    scores = np.zeros(nhops, dtype=np.float32)
+    events = []
+    step = max(1, nhops // 200)
+    for i in range(nhops):
+        ev = det.feed(x[i * hop:(i + 1) * hop])
+        scores[i] = det.score
+        if ev is not None:
+            events.append({"t": round(ev[0] / SAMPLE_RATE_HZ, 4), "score": round(float(ev[1]), 3)})
+        if progress is not None and (i % step == 0 or i == nhops - 1):
+            progress(i + 1, nhops)
+    return DetectResult(events, scores, hop / SAMPLE_RATE_HZ, nhops * hop / SAMPLE_RATE_HZ,
+                        key["key_id"], key["threshold"])
+
+
+def load_for_detector(path):
+    """Any audio file as the board hears it: 16 kHz mono int16."""
+    from . import audio
+
+    data, samplerate, _info = audio.read_audio(path)
+    return audio.to_detector_int16(data, samplerate)
+
+
+def write_wav16k(path, samples):
+    import soundfile as sf
+
+    sf.write(path, samples, SAMPLE_RATE_HZ, subtype="PCM_16")
+
+
+def replay_script():
+    return os.path.join(fw.FIRMWARE_DIR, "airmark_replay.py")
+
+
+def detect_file_micropython(samples, key, micropython, *, timeout_s=3600):
+    """Run the board's replay loop under `micropython` (a MicroPython binary with ulab).
+
+    Returns (DetectResult without per-hop scores, list of the board's JSON lines).
+    """
+    with tempfile.TemporaryDirectory(prefix="airmark-") as tmp:
+        wav = os.path.join(tmp, "in16k.wav")
+        keyfile = os.path.join(tmp, "key.json")
+        write_wav16k(wav, samples)
+        with open(keyfile, "w") as f:
+            json.dump(key, f)
+        try:
+            proc = subprocess.run([micropython, replay_script(), wav, keyfile],
+                                  capture_output=True, text=True, timeout=timeout_s)
+        except FileNotFoundError:
+            raise ToolMissing("MicroPython binary not found: %s" % micropython) from None
+        except subprocess.TimeoutExpired:
+            raise AirmarkError("MicroPython replay timed out after %d s" % timeout_s) from None
+    lines = []
+    for raw in proc.stdout.splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            continue
+    errors = [ln for ln in lines if ln.get("event") == "error"]
+    if proc.returncode == 2 or (not lines and proc.returncode != 0):
+        msg = errors[0].get("msg") if errors else (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise AirmarkError("MicroPython replay failed: %s" % msg)
+    events = [{"t": round(ln["t_ms"] / 1000.0, 4), "score": ln["score"]}
+              for ln in lines if ln.get("event") == "detection"]
+    hop = key["block_samples"] // 2
+    res = DetectResult(events, np.zeros(0, dtype=np.float32), hop / SAMPLE_RATE_HZ,
+                       len(samples) / SAMPLE_RATE_HZ, key["key_id"], key["threshold"])
+    for ln in lines:
+        if ln.get("event") == "detection" and "score" in ln:
+            res.scores = np.append(res.scores, np.float32(ln["score"]))
+    return res, lines

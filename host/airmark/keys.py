@@ -1,0 +1,145 @@
+"""Key files: generate, save and load airmark keys (versioned JSON with a checksum).
+
+The record's fields and validation live in the firmware module `airmark_key`, so the
+board and the host check a key with the same code.
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from . import fw
+from .errors import KeyFileError
+
+_ak = fw.module("airmark_key")
+
+DEFAULTS = {
+    "sample_rate_hz": 16000,
+    "block_samples": 256,  # 16 ms blocks
+    "pattern_blocks": 8,  # pattern period 128 ms
+    "lag_periods": 3,  # compare with 1, 2 and 3 periods earlier
+    "band_hz": [500, 6000],
+    "key_seconds": 2.0,  # one key spans a 2 s mark
+}
+# Set by tools/calibrate.py from unmarked audio (docs/ALGORITHM.md, "Threshold").
+DEFAULT_THRESHOLD = 6.0
+_CANDIDATES = 400
+
+
+def _modulations(signs, pattern_blocks, lag_periods):
+    out = []
+    for j in range(1, lag_periods + 1):
+        s = j * pattern_blocks
+        out.append(signs[s:] * signs[:-s])
+    return out
+
+
+def key_quality(signs, pattern_blocks, lag_periods):
+    """Worst normalised imbalance / periodic leakage of the key's modulations.
+
+    For each period lag j the modulation m_i = s_i s_(i-jP) multiplies the host's
+    block correlations; a steady or periodic host (a drum loop) leaks into the score
+    through the DC and the spectral peaks of m. Returns max |DFT(m)| / sqrt(len(m)),
+    DC included: 1.0 is a white sequence, lower is better at the worst frequency.
+    """
+    worst = 0.0
+    for m in _modulations(np.asarray(signs, dtype=float), pattern_blocks, lag_periods):
+        spec = np.abs(np.fft.rfft(m, 4 * len(m)))
+        worst = max(worst, float(spec.max()) / np.sqrt(len(m)))
+    return worst
+
+
+def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=None,
+             key_seconds=None, band_hz=None, threshold=None):
+    """A new key record. The key bits are the best of many random candidates
+    (lowest worst-case leakage of steady and periodic content, see key_quality)."""
+    n = block_samples or DEFAULTS["block_samples"]
+    pb = pattern_blocks or DEFAULTS["pattern_blocks"]
+    nj = lag_periods or DEFAULTS["lag_periods"]
+    secs = key_seconds or DEFAULTS["key_seconds"]
+    nbits = int(round(secs * DEFAULTS["sample_rate_hz"] / n))
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    rng = np.random.default_rng(seed)
+    best = None
+    for _ in range(_CANDIDATES):
+        bits = rng.integers(0, 2, nbits)
+        q = key_quality(1 - 2 * bits, pb, nj)
+        if best is None or q < best[0]:
+            best = (q, bits)
+    key_bits = "".join("1" if b else "0" for b in best[1])
+    noise_seed = int(rng.integers(0, 2 ** 31 - 1))
+    kid = hashlib.sha256(("%d:%s:%d" % (seed, key_bits, noise_seed)).encode()).hexdigest()[:8]
+    record = {
+        "format": _ak.FORMAT,
+        "version": _ak.VERSION,
+        "key_id": kid,
+        "sample_rate_hz": DEFAULTS["sample_rate_hz"],
+        "block_samples": n,
+        "pattern_blocks": pb,
+        "lag_periods": nj,
+        "band_hz": list(band_hz or DEFAULTS["band_hz"]),
+        "key_bits": key_bits,
+        "noise_seed": noise_seed,
+        "threshold": float(threshold if threshold is not None else DEFAULT_THRESHOLD),
+    }
+    record["checksum"] = _ak.checksum(record)
+    _ak.validate(record)
+    return record
+
+
+def with_threshold(record, threshold):
+    """Copy of `record` with a new threshold and a fresh checksum."""
+    out = dict(record)
+    out["threshold"] = float(threshold)
+    out["checksum"] = _ak.checksum(out)
+    return out
+
+
+def validate(record, source="key"):
+    probs = _ak.problems(record)
+    if probs:
+        raise KeyFileError(source, probs)
+    return record
+
+
+def load(path):
+    """Read and validate a key file; KeyFileError lists every problem."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise KeyFileError(path, ["no such file"]) from None
+    except OSError as exc:
+        raise KeyFileError(path, [exc.strerror or str(exc)]) from None
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise KeyFileError(path, ["not valid JSON (%s)" % exc]) from None
+    return validate(record, path)
+
+
+def save(record, path, *, force=False):
+    """Write a key file atomically; refuses to overwrite unless force."""
+    validate(record)
+    if os.path.exists(path) and not force:
+        raise KeyFileError(path, ["already exists (use --force to overwrite)"])
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def firmware_module_text(record):
+    """Source of the board's `airmark_keydata` module (the key baked in)."""
+    validate(record)
+    lines = ["# Generated by airmark from key %s. Do not edit: the checksum covers it." % record["key_id"],
+             "KEY = {"]
+    for name in _ak.FIELDS + ("checksum",):
+        lines.append("    %r: %r," % (name, record[name]))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
