@@ -440,7 +440,8 @@ def driver_offsets_m(spacing_m):
 
 
 def spatial_filters(samplerate, *, spacing_m=0.08, design_distance_m=2.5, n_fir=None,
-                    ctc_reg=0.05, beam_reg=0.05, beam_band_hz=(300.0, 4000.0)):
+                    ctc_reg=0.05, beam_null_db=-12.0, beam_max_gain=4.0,
+                    beam_band_hz=(250.0, 2000.0)):
     r"""FIR filters of the smart-speaker chain, all with the same delay ``n_fir // 2``.
 
     Returns ``(virt, ctc, beam)``:
@@ -454,9 +455,12 @@ def spatial_filters(samplerate, *, spacing_m=0.08, design_distance_m=2.5, n_fir=
       :math:`C = (H^H H + \beta I)^{-1} H^H` with free-field :math:`H_{ed} = e^{-j\omega
       r_{ed}/c}/r_{ed}` and :math:`\beta` = ``ctc_reg`` times the mean diagonal of
       :math:`H^H H` (regularisation sets the cancellation gain, not a perfect inverse).
-    - ``beam`` (n_fir, 3): centre beamformer over the three drivers: unit response on axis,
-      soft nulls at +-90 degrees (MVDR with diagonal loading ``beam_reg``), inside
-      ``beam_band_hz``; outside the band the centre driver plays alone (half-octave fades).
+    - ``beam`` (n_fir, 3): midrange beamformer over the three drivers (spacing s =
+      ``spacing_m``), symmetric weights (w, b, w) so that the far-field response
+      :math:`D(\theta) = b + 2w\cos(ks\sin\theta)` is 1 on axis and ``beam_null_db`` at
+      +-90 degrees (controlled null depth keeps the main lobe wide: about -5 dB at 45
+      degrees), w capped at ``beam_max_gain``; inside ``beam_band_hz`` (above it the
+      drivers alias), outside it the centre driver plays alone (half-octave fades).
     """
     fs = float(samplerate)
     if n_fir is None:
@@ -490,24 +494,17 @@ def spatial_filters(samplerate, *, spacing_m=0.08, design_distance_m=2.5, n_fir=
     # H is relative to the on-axis free field, so H C ~ I delivers each ear target at unity
     ctc_f = np.linalg.solve(gram + beta[:, None, None] * np.eye(2)[None], hh)
 
-    # centre beamformer
-    pos = driver_offsets_m(spacing_m)
-    a0 = np.ones(3, dtype=complex)
-    beam_f = np.zeros((len(f), 3), dtype=complex)
+    # centre beamformer: symmetric weights (w, b, w) on the three drivers, so that
+    # D(theta) = b + 2 w cos(k s sin(theta)) is 1 on axis and g = beam_null_db at +-90 deg
+    g_null = 10 ** (beam_null_db / 20)
+    ks = 2 * np.pi * f / c * spacing_m
+    w_side = np.minimum((1 - g_null) / (2 * np.maximum(1 - np.cos(ks), 1e-12)), beam_max_gain)
     lo, hi = beam_band_hz
-    for i, fi in enumerate(f):
-        k = 2 * np.pi * fi / c
-        ap = np.exp(1j * k * pos)
-        am = np.exp(-1j * k * pos)
-        rmat = np.outer(ap, ap.conj()) + np.outer(am, am.conj()) + beam_reg * np.eye(3)
-        ri = np.linalg.solve(rmat, a0)
-        wb = ri / (a0.conj() @ ri)
-        if fi <= 0:
-            g = 0.0
-        else:
-            # raised-cosine fades over half an octave at each band edge
-            g = min(_fade(np.log2(fi / lo) * 2), _fade(np.log2(hi / fi) * 2))
-        beam_f[i] = g * wb.conj() + (1 - g) * np.array([0, 1, 0])
+    fade = np.array([0.0 if fi <= 0 else min(_fade(np.log2(fi / lo) * 2),
+                                              _fade(np.log2(hi / fi) * 2)) for fi in f])
+    beam_f = np.zeros((len(f), 3), dtype=complex)
+    beam_f[:, 0] = beam_f[:, 2] = fade * w_side
+    beam_f[:, 1] = 1 - 2 * fade * w_side
     return (_fir_from_response(virt_f, n_fir), _fir_from_response(ctc_f, n_fir),
             _fir_from_response(beam_f, n_fir))
 
