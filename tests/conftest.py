@@ -1,0 +1,43 @@
+import importlib.util
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE = os.path.join(ROOT, "firmware")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_core(under_ulab_shim):
+    """A fresh copy of firmware/airmark_detector.py, importing numpy or the strict shim."""
+    import ulab_shim
+
+    if under_ulab_shim:
+        ulab_shim.install()
+    try:
+        name = "airmark_detector_" + ("ulab" if under_ulab_shim else "numpy")
+        spec = importlib.util.spec_from_file_location(name, os.path.join(FIRMWARE, "airmark_detector.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        ulab_shim.uninstall()
+    assert mod.ULAB == under_ulab_shim
+    return mod
+
+
+@pytest.fixture(scope="session")
+def core_numpy():
+    return load_core(False)
+
+
+@pytest.fixture(scope="session")
+def core_ulab():
+    return load_core(True)
+
+
+@pytest.fixture(scope="session")
+def key():
+    from signals import key_record
+
+    return key_record(seed=1)

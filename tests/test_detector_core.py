@@ -1,0 +1,144 @@
+"""The shared detector core (firmware/airmark_detector.py) on desktop, numpy and strict ulab shim."""
+
+import numpy as np
+import pytest
+
+import signals as sg
+import ulab_shim
+
+
+def run(core, key, x, trace=False):
+    det = core.Detector(key)
+    h = det.hop_samples
+    scores, events, tr = [], [], []
+    for i in range(len(x) // h):
+        ev = det.feed(x[i * h:(i + 1) * h])
+        scores.append(det.score)
+        if ev:
+            events.append((ev[0] / sg.FS, ev[1]))
+        if trace:
+            tr.append((list(det.c), list(det.num), list(det._q)))
+    return np.array(scores), events, tr
+
+
+def marked(key, seconds=9.0, start_s=3.0, whr_db=-8.0, seed=0):
+    host = sg.music_like(seconds, seed)
+    y, seg = sg.embed_reference(host, key, start_s, whr_db)
+    return y, seg
+
+
+def test_shim_refuses_what_ulab_lacks():
+    np_ = ulab_shim.numpy
+    assert not hasattr(np_, "int32") and not hasattr(np_, "float64")
+    with pytest.raises(ulab_shim.StrictDtypeError):
+        np_.zeros(4, dtype=np.int32)
+    a = np_.zeros(4, dtype=np_.int16)
+    with pytest.raises(AttributeError):
+        a.astype(np_.float)
+    with pytest.raises(AttributeError):
+        a.sum()
+    with pytest.raises(TypeError):
+        a >> 1
+    with pytest.raises(ArithmeticError):
+        np_.dot(np_.ones(1024, dtype=np_.int16) * 32767, np_.ones(1024, dtype=np_.int16) * 32767)
+    assert isinstance(np_.dot(np_.ones(3, dtype=np_.int8), np_.ones(3, dtype=np_.int8)), float)
+
+
+@pytest.mark.parametrize("which", ["numpy", "ulab"])
+def test_detects_reference_mark(which, key, core_numpy, core_ulab):
+    core = core_numpy if which == "numpy" else core_ulab
+    y, (s0, s1) = marked(key)
+    scores, events, _ = run(core, key, sg.to_int16(y))
+    assert len(events) == 1, (events, scores.max())
+    t, score = events[0]
+    assert s1 - 0.6 <= t <= s1 + 0.05, (t, s1)
+    assert score >= key["threshold"]
+
+
+def test_numpy_and_ulab_paths_agree_exactly(key, core_numpy, core_ulab):
+    y, _ = marked(key, seconds=6.0, start_s=2.0)
+    x = sg.to_int16(y)
+    s1, e1, t1 = run(core_numpy, key, x, trace=True)
+    s2, e2, t2 = run(core_ulab, key, x, trace=True)
+    assert t1 == t2  # every integer: correlations, matched-filter sums, energies
+    assert np.allclose(s1, s2, rtol=1e-5, atol=1e-6)
+    assert [round(t, 4) for t, _ in e1] == [round(t, 4) for t, _ in e2]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unmarked_music_stays_quiet(seed, key, core_numpy):
+    x = sg.to_int16(sg.music_like(20.0, seed=seed + 10))
+    scores, events, _ = run(core_numpy, key, x)
+    assert events == []
+    assert scores.max() < key["threshold"] - 1.0
+
+
+@pytest.mark.parametrize("bpm", [80, 100, 120, 128, 140, 160])
+def test_steady_drum_loops_stay_quiet(bpm, key, core_numpy):
+    x = sg.to_int16(sg.drum_loop(15.0, bpm=bpm) + 1e-4 * np.random.default_rng(bpm).standard_normal(15 * sg.FS))
+    scores, events, _ = run(core_numpy, key, x)
+    assert events == [], (bpm, scores.max())
+
+
+def test_other_key_does_not_detect(key, core_numpy):
+    other = sg.key_record(seed=99)
+    assert other["key_bits"] != key["key_bits"]
+    y, _ = marked(other)
+    scores, events, _ = run(core_numpy, key, sg.to_int16(y))
+    assert events == []
+    # and the right key does
+    assert run(core_numpy, other, sg.to_int16(y))[1]
+
+
+@pytest.mark.parametrize("case", ["quiet-40dBFS", "loud-clipped", "dc-offset", "drift+300", "drift-300",
+                                  "offset"])
+def test_channel_robustness(case, key, core_numpy):
+    y, (s0, s1) = marked(key, whr_db=-6.0)
+    rng = np.random.default_rng(5)
+    if case == "quiet-40dBFS":
+        x = sg.to_int16(y, peak=0.01)
+    elif case == "loud-clipped":
+        x = np.clip(np.round(y / np.max(np.abs(y)) * 32767 * 3.0), -32768, 32767).astype(np.int16)
+    elif case == "dc-offset":
+        x = np.clip(sg.to_int16(y).astype(np.int32) + 3000, -32768, 32767).astype(np.int16)
+    elif case.startswith("drift"):
+        ppm = int(case[5:])
+        x = sg.to_int16(sg.resample_ppm(y, ppm))
+        s1 = s1 / (1 + ppm * 1e-6)
+    else:
+        cut = int(rng.integers(1, 500))
+        x = sg.to_int16(y[cut:])
+        s1 -= cut / sg.FS
+    _, events, _ = run(core_numpy, key, x)
+    assert len(events) == 1, case
+    assert s1 - 0.6 <= events[0][0] <= s1 + 0.1
+
+
+def test_integer_state_bounds(key, core_numpy):
+    """Worst cases for the proven bounds: full-scale periodic input maximises |c|."""
+    det = core_numpy.Detector(key)
+    h = det.hop_samples
+    n = key["block_samples"] * key["pattern_blocks"]
+    sq = np.tile(np.array([32767, 32767, -32768, -32768], dtype=np.int16), n)  # period 4 divides every lag
+    for i in range(len(sq) * 3 // h):
+        j = (i * h) % (len(sq) - h)
+        det.feed(sq[j:j + h])
+        assert all(abs(c) <= h for c in det.c)
+        assert all(0 <= q <= (det.key_blocks) * (4 * h) ** 2 for q in det._q)
+        assert all(abs(v) <= det.key_blocks * 4 * h for v in det.num)
+    assert max(abs(c) for c in det.c) == h  # the bound is reached
+
+
+def test_silence_and_reset(key, core_numpy):
+    det = core_numpy.Detector(key)
+    z = np.zeros(det.hop_samples, dtype=np.int16)
+    for _ in range(400):
+        assert det.feed(z) is None
+    assert det.score == 0.0
+    det.reset()
+    assert det.hops == 0 and det.samples == 0
+
+
+def test_state_fits_budget(key, core_ulab):
+    det = core_ulab.Detector(key)
+    assert det.state_bytes() <= 48 * 1024
