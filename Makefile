@@ -1,0 +1,64 @@
+# airmark: `make demo` runs the whole chain without hardware, `make test` runs the tests.
+PY ?= python3
+STAMP := .deps-stamp
+OUT ?= out
+BOARD ?= pico-inmp441
+PORT ?=
+FILE ?=
+KEY ?= $(OUT)/demo/key.json
+
+.PHONY: help deps demo test bench corpus calibrate eval mpy clean flash monitor play
+
+help:
+	@echo "make demo       embed -> simulated 6.1 m room -> firmware detector -> result"
+	@echo "make test       run the test suite"
+	@echo "make bench      per-hop detector cost and RP2040/ESP32 estimates"
+	@echo "make corpus     build the evaluation corpus from Debian packages"
+	@echo "make calibrate  set the default threshold from unmarked audio"
+	@echo "make eval       the over-the-air evaluation report"
+	@echo "make mpy        compile the firmware with mpy-cross (armv6m, xtensawin)"
+	@echo "make flash BOARD=$(BOARD) PORT=/dev/ttyACM0 | make monitor | make play FILE=x.wav"
+
+$(STAMP): pyproject.toml tools/install_deps.sh
+	PY=$(PY) bash tools/install_deps.sh
+	@touch $(STAMP)
+
+deps: $(STAMP)
+
+demo: deps
+	$(PY) tools/demo.py --out $(OUT)/demo
+
+test: deps
+	$(PY) -m pytest -q
+
+bench: deps
+	$(PY) tools/bench.py
+
+corpus: deps
+	$(PY) tools/build_corpus.py corpus
+
+calibrate: deps
+	$(PY) tools/calibrate.py --corpus corpus
+
+eval: deps
+	airmark eval --corpus corpus --key $(KEY) --out $(OUT)/eval
+
+mpy: deps
+	@mkdir -p $(OUT)/mpy/armv6m $(OUT)/mpy/xtensawin
+	@for f in firmware/*.py; do \
+	  b=$$(basename $$f .py); \
+	  mpy-cross -march=armv6m -o $(OUT)/mpy/armv6m/$$b.mpy $$f && \
+	  mpy-cross -march=xtensawin -o $(OUT)/mpy/xtensawin/$$b.mpy $$f || exit 1; \
+	done; echo "compiled into $(OUT)/mpy"
+
+flash: deps
+	airmark flash --board $(BOARD) --key $(KEY) $(if $(PORT),--port $(PORT))
+
+monitor: deps
+	airmark monitor $(if $(PORT),--port $(PORT))
+
+play: deps
+	airmark play $(FILE) $(if $(PORT),--port $(PORT))
+
+clean:
+	rm -rf $(OUT) .pytest_cache $(STAMP)
