@@ -34,7 +34,7 @@ class BoardInvalid(ValueError):
     """A board definition is invalid. `problems` lists one line per problem."""
 
     def __init__(self, problems):
-        ValueError.__init__(self, "; ".join(problems))
+        super().__init__("; ".join(problems))
         self.problems = problems
 
 

@@ -43,7 +43,8 @@ class PDMCapture:
         self.rate_hz = rate_hz
         self.raw = array.array("H", [0] * hop_samples)
         self.x = np.frombuffer(self.raw, dtype=np.int16)
-        self.bias = np.full(hop_samples, -32768, dtype=np.int16)
+        self.bias = np.zeros(hop_samples, dtype=np.int16)
+        self.bias[:] = -32768
         self.zeros = np.zeros(hop_samples, dtype=np.int16)
         self.buf_bytes = 2 * hop_samples
         self.now_ns = now_ns

@@ -12,7 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 BOARDS = os.path.join(ROOT, "boards")
 TOOLS = os.path.join(ROOT, "tools")
-FAKES = os.path.join(ROOT, "tests", "fw_fakes")
+FAKES_BOARD = os.path.join(ROOT, "tests", "fw_fakes", "board")        # machine, ulab (MicroPython only)
+FAKES_DETECTOR = os.path.join(ROOT, "tests", "fw_fakes", "detector")  # fake airmark_detector
+FAKES = (FAKES_DETECTOR, FAKES_BOARD)
 MP_SCRIPTS = os.path.join(ROOT, "tests", "fw_mp")
 
 if FIRMWARE not in sys.path:

@@ -1,0 +1,45 @@
+"""Fake detector for firmware tests: same interface as firmware/airmark_detector.py.
+
+Reports a detection on every hop whose first sample equals MARK (score from the
+second sample), so a test WAV or a fake I2S stream decides where detections are.
+Raises ValueError on a hop whose first sample equals BOOM (error path). After
+``fw_fake_config.STOP_AFTER_HOPS`` hops (if that module exists) it raises
+SystemExit(0) to end an endless board loop.
+"""
+
+MARK = 12345
+BOOM = -12345
+
+try:
+    import fw_fake_config
+    STOP_AFTER_HOPS = fw_fake_config.STOP_AFTER_HOPS
+except ImportError:
+    STOP_AFTER_HOPS = 0
+
+
+class Detector:
+    def __init__(self, record):
+        self.hop_samples = record["block_samples"] // 2
+        self.samples = 0
+        self.hops = 0
+        self.resets = 0
+
+    def state_bytes(self):
+        return 1000
+
+    def reset(self):
+        self.resets += 1
+
+    def feed(self, x):
+        if len(x) != self.hop_samples:
+            raise ValueError("hop of %d samples, expected %d" % (len(x), self.hop_samples))
+        self.samples += self.hop_samples
+        self.hops += 1
+        if STOP_AFTER_HOPS and self.hops > STOP_AFTER_HOPS:
+            raise SystemExit(0)
+        first = x[0]
+        if first == BOOM:
+            raise ValueError("boom at hop %d" % self.hops)
+        if first == MARK:
+            return (self.samples, 5 + x[1] / 1000)
+        return None

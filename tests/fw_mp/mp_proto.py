@@ -1,0 +1,31 @@
+"""Protocol lines: the same text on MicroPython and CPython (the pytest side compares)."""
+
+import json
+
+from mp_common import check, finish
+import airmark_proto as proto
+
+lines = [
+    proto.hello("pico-inmp441", "micropython", "key-1", 16000, 256, 25436, 4096, 125000000),
+    proto.hello("replay", "cpython", "key-1", 16000, 256, None, None, None),
+    proto.detection(123456, 7.25, "key-1"),
+    proto.detection(0, 6.0004, "k"),
+    proto.detection(10, -0.0001, "k"),
+    proto.status(5000, 312, 0, 0, 4100, 3000, 18, 180224),
+    proto.status(10000, 624, 2, 1, 9000, 3100, 19, None),
+    proto.error("ValueError: bad \"thing\"\nnext\tline \\ end \x01"),
+    proto.error(proto.exc_text(OSError("no I2S"))),
+    proto.error(proto.exc_text(KeyError())),
+]
+for text in lines:
+    print(text)
+    obj = json.loads(text)
+    check("json " + obj["event"], isinstance(obj, dict) and "event" in obj)
+check("detection fields", json.loads(lines[2]) == {
+    "event": "detection", "t_ms": 123456, "score": 7.25, "key": "key-1"})
+check("error roundtrip", json.loads(lines[7])["msg"] == "ValueError: bad \"thing\"\nnext\tline \\ end \x01")
+check("no negative zero", json.loads(lines[4])["score"] == 0 and '"score":0.000' in lines[4])
+check("null heap", json.loads(lines[6])["heap_free"] is None)
+check("nan is null", proto.jfloat(float("nan")) == "null")
+check("ms", proto.samples_to_ms(16000 * 3600 * 24, 16000) == 86400000)
+finish()

