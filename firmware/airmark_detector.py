@@ -29,6 +29,8 @@ except ImportError:
 
     ULAB = False
 
+import array
+
 try:
     from micropython import const
 except ImportError:
@@ -81,6 +83,10 @@ def pair_lags(block_samples, pattern_blocks, lag_periods):
     return lags, periods, hyp_pairs
 
 
+def _int16_array(n):
+    return array.array("h", (0 for _ in range(n)))
+
+
 def key_signs(key_bits):
     """Key bits ('0'/'1' string or 0/1 bytes) as a list of +1/-1 (bit 1 = inverted)."""
     out = []
@@ -118,8 +124,13 @@ class Detector:
         # Feature ring: int8 +/-1, mirrored (two copies) so every hop window is contiguous.
         ring = ((max(lags) + 2 * h) // h + 1) * h
         self._ring = ring
-        self._feat = np.zeros(2 * ring, dtype=np.int8)
-        self._x = np.zeros(h + 2, dtype=np.int16)  # two samples of history + this hop
+        # Storage is array.array/bytearray (element access allocates nothing on MicroPython);
+        # ndarray views over the same memory serve the vector operations.
+        self._feat_buf = bytearray(2 * ring)
+        self._feat = np.frombuffer(self._feat_buf, dtype=np.int8)
+        self._feat[:] = 1  # +1 everywhere: no zero feature ever, so viper == numpy
+        self._xa = _int16_array(h + 2)  # two samples of history + this hop
+        self._x = np.frombuffer(self._xa, dtype=np.int16)
         self._plus = np.ones(h, dtype=np.int8)
         self._minus = np.zeros(h, dtype=np.int8) - self._plus
 
@@ -129,7 +140,8 @@ class Detector:
         self._msum = []
         dlen = (k + 1) * SUBBLOCKS  # >= wlen*SUBBLOCKS + 1: the leaving value is still held
         self._dlen = dlen
-        self._d = np.zeros(npairs * 2 * dlen, dtype=np.int16)
+        self._da = _int16_array(npairs * 2 * dlen)
+        self._d = np.frombuffer(self._da, dtype=np.int16)
         for p in range(npairs):
             shift = periods[p] * pb
             wl = k - shift
@@ -161,7 +173,7 @@ class Detector:
 
     def state_bytes(self):
         """Bytes held in arrays (the detector's RAM apart from small Python objects)."""
-        total = len(self._feat) + 2 * len(self._x) + 2 * len(self._plus) + 2 * len(self._d)
+        total = len(self._feat_buf) + 2 * len(self._xa) + 2 * len(self._plus) + 2 * len(self._da)
         for m in self._mods:
             total += len(m) * (4 if ULAB else 8)
         if self._mods8 is not None:
@@ -170,9 +182,11 @@ class Detector:
         return total
 
     def reset(self):
-        self._feat[:] = 0
+        self._feat[:] = 1
         self._x[:] = 0
         self._d[:] = 0
+        self._xa[0] = 0
+        self._xa[1] = 0
         for i in range(self.npairs):
             self.c[i] = 0
             self._c_prev[i] = 0
@@ -188,14 +202,15 @@ class Detector:
     def _features(self, x):
         """Write this hop's sign features into the mirrored ring at the write position."""
         h = self.hop_samples
-        xb = self._x
-        xb[0] = xb[h]
-        xb[1] = xb[h + 1]
-        xb[2:] = x
+        xa = self._xa
         w = (self.hops % (self._ring // h)) * h
         if self.kernels is not None:
-            self.kernels.features(xb, self._feat, w, self._ring, h)
+            self.kernels.features(x, xa, self._feat_buf, w, self._ring, h)
             return w
+        xa[0] = xa[h]
+        xa[1] = xa[h + 1]
+        xb = self._x
+        xb[2:] = x
         f = np.where(xb[2:] < xb[:h], self._minus, self._plus)
         self._feat[w:w + h] = f
         self._feat[w + self._ring:w + self._ring + h] = f
@@ -205,7 +220,7 @@ class Detector:
         h = self.hop_samples
         a = (w - lag) % self._ring
         if self.kernels is not None:
-            return self.kernels.corr8(self._feat, w, a, h)
+            return self.kernels.corr8(self._feat_buf, w, a, h)
         cur = self._feat[w:w + h]
         past = self._feat[a:a + h]
         if ULAB:
@@ -216,7 +231,7 @@ class Detector:
         """sum_i m_i D_i over the window of pair p starting at ring index `start`."""
         base = p * 2 * self._dlen + start
         if self.kernels is not None:
-            return self.kernels.mf16(self._mods8[p], self._d, base, SUBBLOCKS, wl)
+            return self.kernels.mf16(self._mods8[p], self._da, base, SUBBLOCKS, wl)
         view = self._d[base:base + (wl - 1) * SUBBLOCKS + 1:SUBBLOCKS]
         return int(np.dot(self._mods[p], view))  # float, exact: |num| < 2**24
 
@@ -237,9 +252,10 @@ class Detector:
             self._c_blk[ip] = blk
             wl = self._wlen[p]
             base = p * 2 * dlen
-            old = int(self._d[base + (hop - wl * SUBBLOCKS) % dlen])
-            self._d[base + e] = d
-            self._d[base + e + dlen] = d
+            da = self._da
+            old = da[base + (hop - wl * SUBBLOCKS) % dlen]
+            da[base + e] = d
+            da[base + e + dlen] = d
             self._q[ip] += d * d - old * old  # <= wl * (4H)^2
             start = (hop - (wl - 1) * SUBBLOCKS) % dlen
             self.num[p] = self._mf(p, start, wl)

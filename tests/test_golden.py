@@ -1,0 +1,66 @@
+"""Golden vectors: every port must reproduce the committed integers exactly."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GOLDEN = os.path.join(HERE, "golden")
+
+
+def replay(core):
+    with open(os.path.join(GOLDEN, "key.json")) as f:
+        key = json.load(f)
+    x, fs = sf.read(os.path.join(GOLDEN, "input.wav"), dtype="int16")
+    assert fs == 16000
+    det = core.Detector(key)
+    h = det.hop_samples
+    hops, events = [], []
+    for i in range(len(x) // h):
+        ev = det.feed(x[i * h:(i + 1) * h])
+        hops.append([list(det.c), list(det.num)])
+        if ev:
+            events.append([ev[0], round(float(ev[1]), 3)])
+    return hops, events
+
+
+def expected():
+    with open(os.path.join(GOLDEN, "expected.json")) as f:
+        return json.load(f)
+
+
+def test_golden_numpy(core_numpy):
+    hops, events = replay(core_numpy)
+    exp = expected()
+    assert hops == exp["hops"]
+    assert events == exp["events"] and len(events) == 1
+
+
+def test_golden_strict_ulab_shim(core_ulab):
+    hops, events = replay(core_ulab)
+    exp = expected()
+    assert hops == exp["hops"]
+    assert [e[0] for e in events] == [e[0] for e in exp["events"]]
+    assert np.allclose([e[1] for e in events], [e[1] for e in exp["events"]], atol=2e-3)
+
+
+def test_golden_check_tool_runs_and_can_fail(tmp_path):
+    ok = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "golden_check.py")],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("PASS") == 3
+    # a damaged expectation must be caught
+    for name in ("input.wav", "key.json"):
+        with open(os.path.join(GOLDEN, name), "rb") as f:
+            (tmp_path / name).write_bytes(f.read())
+    exp = expected()
+    exp["hops"][300][0][0] += 1
+    (tmp_path / "expected.json").write_text(json.dumps(exp))
+    bad = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "golden_check.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "FAIL hop 300" in bad.stdout

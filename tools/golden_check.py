@@ -1,0 +1,94 @@
+"""Replay the golden vector through the detector core and compare every integer.
+
+Usage: <python|micropython> tools/golden_check.py [GOLDEN_DIR] [--print] [--no-kernels]
+
+Runs unchanged under CPython (numpy) and MicroPython with ulab (viper kernels when
+the port has them). For each hop it checks the correlations c of every lag pair and
+the matched-filter sums; then the events and scores. Prints PASS/FAIL lines and
+exits 0 only if everything matches exactly (scores within 1e-4 relative).
+"""
+
+import sys
+
+
+def _dir_of(path):
+    i = path.rfind("/")
+    return path[:i] if i > 0 else "."
+
+
+_TOOLS = _dir_of(globals().get("__file__", "tools/golden_check.py"))
+_ROOT = _dir_of(_TOOLS) if _TOOLS != "." else ".."
+sys.path.insert(0, _ROOT + "/firmware")
+
+import json  # noqa: E402
+
+import airmark_detector as core  # noqa: E402
+import airmark_key  # noqa: E402
+import airmark_wav  # noqa: E402
+
+np = core.np
+
+
+def main(argv):
+    gdir = _ROOT + "/tests/golden"
+    show = False
+    kernels = True
+    for a in argv[1:]:
+        if a == "--print":
+            show = True
+        elif a == "--no-kernels":
+            kernels = False
+        else:
+            gdir = a
+    with open(gdir + "/key.json") as f:
+        key = airmark_key.validate(json.load(f))
+    with open(gdir + "/expected.json") as f:
+        expected = json.load(f)
+    det = core.Detector(key, use_kernels=kernels)
+    h = det.hop_samples
+    reader = airmark_wav.WavReader(gdir + "/input.wav")
+    buf = bytearray(2 * h)
+    x = np.frombuffer(buf, dtype=np.int16)
+    hops = expected["hops"]
+    bad = 0
+    events = []
+    scores = []
+    i = 0
+    while True:
+        n = reader.readinto(buf)
+        if n < len(buf):
+            break
+        ev = det.feed(x)
+        if ev is not None:
+            events.append([ev[0], round(ev[1], 3)])
+        scores.append(det.score)
+        if i < len(hops):
+            want_c, want_num = hops[i]
+            if list(det.c) != want_c or list(det.num) != want_num:
+                if bad < 5:
+                    print("FAIL hop %d: c=%r num=%r expected c=%r num=%r" % (i, list(det.c), list(det.num),
+                                                                          want_c, want_num))
+                bad += 1
+        i += 1
+    reader.close()
+    print("%s integers: %d hops checked, %d mismatching (kernels: %s, ulab: %s)" % (
+        "PASS" if bad == 0 and i == len(hops) else "FAIL", i, bad,
+        "viper" if det.kernels is not None else "array ops", core.ULAB))
+    if i != len(hops):
+        bad += 1
+    want_ev = expected["events"]
+    same_ev = len(events) == len(want_ev) and all(
+        e[0] == w[0] and abs(e[1] - w[1]) <= 1e-3 * max(1.0, abs(w[1])) for e, w in zip(events, want_ev))
+    print("%s events: %r expected %r" % ("PASS" if same_ev else "FAIL", events, want_ev))
+    worst = 0.0
+    for s, w in zip(scores, expected["scores"]):
+        worst = max(worst, abs(s - w) / max(1.0, abs(w)))
+    ok_scores = worst <= 1e-4
+    print("%s scores: worst relative difference %.2e" % ("PASS" if ok_scores else "FAIL", worst))
+    if show:
+        print(json.dumps({"events": events}))
+    return 0 if (bad == 0 and same_ev and ok_scores) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,51 @@
+"""Write the golden vector: a small int16 input, its key, and every expected integer.
+
+Usage: python tools/make_golden.py [OUT_DIR]   (default tests/golden)
+
+The input is 5 s of a deterministic music-like signal with a reference mark at 1.5 s
+(tests/signals.py); the expected values come from the numpy path of the core.
+Every port must reproduce them exactly: tools/golden_check.py.
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+import signals as sg  # noqa: E402
+from airmark import fw  # noqa: E402
+
+
+def main(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    key = sg.key_record(seed=2024, threshold=6.0)
+    host = sg.music_like(5.0, seed=7)
+    y, _ = sg.embed_reference(host, key, 1.5, -9.0)
+    x = sg.to_int16(y, peak=0.4)
+    core = fw.module("airmark_detector")
+    det = core.Detector(key)
+    h = det.hop_samples
+    hops, events, scores = [], [], []
+    for i in range(len(x) // h):
+        ev = det.feed(x[i * h:(i + 1) * h])
+        hops.append([list(det.c), list(det.num)])
+        scores.append(round(float(det.score), 6))
+        if ev is not None:
+            events.append([ev[0], round(float(ev[1]), 3)])
+    sf.write(os.path.join(out_dir, "input.wav"), x, 16000, subtype="PCM_16")
+    with open(os.path.join(out_dir, "key.json"), "w") as f:
+        json.dump(key, f, indent=1)
+    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+        json.dump({"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
+                   "scores": scores}, f, separators=(",", ":"))
+    print("wrote %s: %d hops, events %r" % (out_dir, len(hops), events))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "golden"))
