@@ -180,26 +180,14 @@ def default_cache_dir():
 def read_audio(path):
     """Read an audio file as float64 (frames,) or (frames, channels) and its samplerate.
 
-    soundfile reads WAV/FLAC/OGG/AIFF; anything it cannot read (mp3, m4a, aac...) is decoded
-    with ffmpeg.
+    Uses the package's shared reader (:func:`airmark.audio.read_audio`: soundfile, or ffmpeg
+    for mp3/aac/m4a).
     """
-    import soundfile as sf
+    from . import audio
 
-    path = str(path)
-    if not os.path.exists(path):
-        raise AudioError("%s: no such file" % path)
-    try:
-        x, fs = sf.read(path, dtype="float64", always_2d=False)
-        return x, int(fs)
-    except (RuntimeError, sf.LibsndfileError):
-        pass
-    ffmpeg = _need_tool("ffmpeg")
-    with tempfile.TemporaryDirectory(prefix="airmark-read-") as tmp:
-        out = os.path.join(tmp, "decoded.wav")
-        _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", path, "-c:a", "pcm_f32le", out],
-             "decode %s" % path)
-        x, fs = sf.read(out, dtype="float64", always_2d=False)
-    return x, int(fs)
+    data, samplerate, _info = audio.read_audio(str(path))
+    x = np.asarray(data, dtype=np.float64)
+    return (x[:, 0] if x.ndim == 2 and x.shape[1] == 1 else x), int(samplerate)
 
 
 def write_wav_int16(path, x, samplerate=MIC_SAMPLERATE_HZ):
