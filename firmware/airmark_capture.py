@@ -33,8 +33,10 @@ shift first rescales the raw buffer in place with ``I2S.shift(buf=, bits=32,
 shift=16 - shift)`` (C loop, no allocation), then uses the same view.
 With ``bits = 16`` the port itself keeps the top 16 bits; the view is dense.
 
-The detector therefore receives a *strided* int16 view (``x.strides`` = 4
-bytes) for bits = 32; it must not assume a dense array.
+For bits = 32 the view is *strided* (4-byte steps). Where the detector needs
+a dense array (its viper kernels read ``ptr16``), pass ``dense_fn`` =
+``airmark_capture_viper.top16``: each hop is then copied into one preallocated
+dense int16 array by a viper loop (~0.8 % of real time on an RP2040) instead.
 """
 
 try:
@@ -81,10 +83,12 @@ class I2SCapture:
     det_hop: samples per ``next_hop()`` (the detector's hop; divides `hop_samples`).
     shift_fn: ``machine.I2S.shift``; needed only when ``shift != 16``.
     views_fn: builds the per-buffer views (default `int16_views`; tests swap it).
+    dense_fn: ``top16(src, dst, start, n)`` (viper) to hand out dense hops for bits=32;
+    dense_out: the dense int16 array it writes (default: allocated here with np.zeros).
     """
 
     def __init__(self, i2s, hop_samples, det_hop=None, bits=32, shift=16, n_bufs=3,
-                 shift_fn=None, views_fn=None):
+                 shift_fn=None, views_fn=None, dense_fn=None, dense_out=None):
         if det_hop is None:
             det_hop = hop_samples
         if bits not in (16, 32):
@@ -114,6 +118,11 @@ class I2SCapture:
             self.bufs.append(b)
             self.views.append(views_fn(b, bits, hop_samples, det_hop))
         self.buf_bytes = n_bufs * hop_samples * (bits // 8)
+        self.dense_fn = dense_fn if bits == 32 else None
+        self.dense = None
+        if self.dense_fn is not None:
+            self.dense = dense_out if dense_out is not None else np.zeros(det_hop, dtype=np.int16)
+            self.buf_bytes += 2 * det_hop
         self.produced = 0      # written only by _irq: buffers completed (mod wrap)
         self.consumed = 0      # written only by the main loop: buffers handed back (mod wrap)
         self.sub = 0
@@ -157,6 +166,10 @@ class I2SCapture:
             if self.shift_arg:
                 self.shift_fn(buf=self.bufs[i], bits=32, shift=self.shift_arg)
             self.cur = self.views[i]
+        if self.dense is not None:
+            self.dense_fn(self.bufs[self.consumed % self.n_bufs], self.dense,
+                          self.sub * self.hop_samples, self.hop_samples)
+            return self.dense
         return self.cur[self.sub]
 
     def done(self):

@@ -112,10 +112,15 @@ def setup(emit):
     mic = board["mic"]
     bufs = board["buffers"]
     try:
+        from airmark_capture_viper import top16
+    except ImportError:
+        top16 = None    # no viper emitter: the detector gets strided views
+    try:
         i2s = airmark_capture.open_i2s(board, machine.I2S, machine.Pin)
         cap = airmark_capture.I2SCapture(
             i2s, bufs["hop_samples"], det_hop=detector.hop_samples, bits=mic["bits"],
-            shift=mic["shift"], n_bufs=bufs["n_bufs"], shift_fn=machine.I2S.shift)
+            shift=mic["shift"], n_bufs=bufs["n_bufs"], shift_fn=machine.I2S.shift,
+            dense_fn=top16)
     except Exception as exc:
         emit(proto.error("I2S: " + proto.exc_text(exc)))
         return None

@@ -154,7 +154,8 @@ def test_main_boots_on_fake_board(mp, tmp_path):
     events = [h.parse_lines(ln)[0] for ln in lines if ln.startswith("{")]
     assert events[0]["event"] == "hello" and events[0]["board"] == "pico-inmp441"
     assert events[0]["key"] == "board-key" and events[0]["hop"] == 256
-    assert events[0]["buf_bytes"] == 4 * 256 * 4 and events[0]["cpu_hz"] == 125000000
+    # 4 raw buffers of 256 int32 words + the dense hop the viper kernel writes
+    assert events[0]["buf_bytes"] == 4 * 256 * 4 + 2 * 256 and events[0]["cpu_hz"] == 125000000
     dets = [e for e in events if e["event"] == "detection"]
     assert 1 <= len(dets) <= 2 and all(e["key"] == "board-key" for e in dets)
     assert all(e["score"] == 5.5 for e in dets)
@@ -214,3 +215,11 @@ def test_replay_same_lines_micropython_and_cpython(mp, tmp_path):
     assert [d["score"] for d in dets] == [5.75, 9.25, 12.5]
     assert mev[0]["runtime"] == "micropython" and pev[0]["runtime"] == "cpython"
     assert mev[-1]["event"] == "status" and mev[-1]["blocks"] == 40 and mev[-1]["errors"] == 1
+
+
+def test_viper_top16_and_dense_capture(mp):
+    """MicroPython only (viper): raw I2S words -> dense int16 hops, exact, no allocation."""
+    r = h.run_micropython(os.path.join(h.MP_SCRIPTS, "mp_viper_capture.py"), path=[h.MP_SCRIPTS])
+    assert r.returncode == 0 and "FAIL" not in r.stdout, r.stdout + r.stderr
+    assert "PASS MP top16 allocates nothing" in r.stdout
+    assert "PASS MP dense capture allocates nothing" in r.stdout

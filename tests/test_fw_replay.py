@@ -53,8 +53,10 @@ def test_golden_vectors(shim):
                             "--status-ms", "0", shim=shim)
     assert rc == 0, err
     dets = [x for x in lines if x["event"] == "detection"]
-    want = [(t * 1000 // 16000, s) for t, s in exp["events"]]
-    assert [(d["t_ms"], round(d["score"], 2)) for d in dets] == want
+    # times exactly; scores to the 2 decimals expected.json stores (the line carries 3)
+    assert [d["t_ms"] for d in dets] == [t * 1000 // 16000 for t, _ in exp["events"]]
+    for d, (_, s) in zip(dets, exp["events"]):
+        assert abs(d["score"] - s) <= 0.0051, (d, s)
     assert lines[0]["hop"] == exp["hop_samples"]
 
 

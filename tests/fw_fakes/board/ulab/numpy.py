@@ -39,3 +39,11 @@ def frombuffer(buf, dtype=int16):
     if dtype != int16:
         raise TypeError("fake ulab: only int16")
     return ndarray(buf, 0, 1, len(buf) // 2)
+
+
+
+def zeros(n, dtype=int16):
+    """A dense int16 'array': a plain bytearray, so viper kernels (ptr16) can write into it."""
+    if dtype != int16:
+        raise TypeError("fake ulab: only int16")
+    return bytearray(2 * n)
