@@ -48,15 +48,16 @@ def test_noise_lines(tmp_path, key_path):
 @pytest.mark.parametrize("shim", [False, True], ids=["numpy", "ulab-shim"])
 def test_golden_vectors(shim):
     """The committed golden input reproduces the expected events exactly through the replay."""
+    if not os.path.exists(os.path.join(GOLDEN, "expected.json")):
+        pytest.skip("no golden vectors in tests/golden (written by tools/make_golden.py)")
     exp = json.load(open(os.path.join(GOLDEN, "expected.json")))
     rc, lines, err = replay(os.path.join(GOLDEN, "input.wav"), os.path.join(GOLDEN, "key.json"),
                             "--status-ms", "0", shim=shim)
     assert rc == 0, err
     dets = [x for x in lines if x["event"] == "detection"]
-    # times exactly; scores to the 2 decimals expected.json stores (the line carries 3)
-    assert [d["t_ms"] for d in dets] == [t * 1000 // 16000 for t, _ in exp["events"]]
-    for d, (_, s) in zip(dets, exp["events"]):
-        assert abs(d["score"] - s) <= 0.0051, (d, s)
+    # tools/make_golden.py stores scores rounded to 3 decimals, as the protocol line prints them
+    assert [(d["t_ms"], d["score"]) for d in dets] == \
+        [(t * 1000 // 16000, s) for t, s in exp["events"]]
     assert lines[0]["hop"] == exp["hop_samples"]
 
 
