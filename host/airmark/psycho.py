@@ -1,0 +1,290 @@
+r"""Psychoacoustic masking model for the embedder (Johnston 1988 style).
+
+The model says, for each block of host audio and each frequency bin, how much noise power can be
+added without being heard. The watermark is shaped to that threshold (see :mod:`airmark.embed`).
+
+Steps (all at the detector rate, 16 kHz, on the mono mid signal or one channel):
+
+1. **Power spectrum.** A ``nfft``-point windowed FFT of the block with context gives the power
+   :math:`P_k` contributed by bin :math:`k`, in mean-square units (full-scale sine = 0.5), so that
+   :math:`\sum_k P_k \approx \overline{x^2}` (:func:`power_spectrum`).
+2. **Bark scale.** Bin frequencies :math:`f_k` map to critical-band rate :math:`z_k` (Zwicker &
+   Terhardt 1980, :func:`bark`); each bin covers :math:`\Delta z_k` Bark.
+3. **Spreading.** The excitation at bin :math:`i` sums every masker bin through Schroeder's
+   spreading function (Schroeder, Atal & Hall 1979, :func:`spreading_db`), normalised by its
+   integral :math:`G` so that a spectrum flat in Bark gives back its power per critical band:
+
+   .. math:: E_i = \frac{1}{G} \sum_k 10^{SF(z_i - z_k)/10} P_k, \qquad G = \int 10^{SF(\Delta z)/10} d\Delta z
+
+4. **Tonality.** A spectral flatness measure per critical band,
+   :math:`\mathrm{SFM}_{dB} = 10\log_{10}(\text{geometric mean} / \text{arithmetic mean})`, gives
+   each masker bin a tonality :math:`\alpha_k = \min(\mathrm{SFM}_{dB} / \mathrm{SFM}_{min}, 1)`
+   (Johnston uses one whole-spectrum SFM with :math:`\mathrm{SFM}_{min} = -60` dB; per band the
+   periodogram spans about -2.5 dB for white noise to -25 dB for a lone tone, so
+   :data:`SFM_MIN_DB` is -25 dB). The tonality seen at bin :math:`i` is the excitation-weighted
+   mean of its maskers' tonality (as in MPEG-1 psychoacoustic model 2).
+5. **Masking offset.** Tonal maskers mask noise :math:`14.5 + z` dB below their level, noise
+   maskers 5.5 dB below (Johnston 1988):
+
+   .. math:: O_i = \alpha_i (14.5 + z_i) + (1 - \alpha_i)\, 5.5 \quad \text{dB}
+
+6. **Threshold per bin.** The allowed noise power in the critical band around :math:`z_i`,
+   shared among the bins of that band, and never below the absolute threshold in quiet
+   (Terhardt 1979, :func:`ath_power`, referenced to an assumed playback level where a full-scale
+   sine is :data:`FULL_SCALE_DB_SPL` = 96 dB SPL):
+
+   .. math:: T_i = \max\left(E_i \, 10^{-O_i/10} \, \Delta z_i,\; T_{q}(f_i)\right)
+
+7. **Smoothing over time** (:func:`smooth_threshold`): the log threshold is averaged over the
+   current and the two previous blocks and never exceeds the current block's threshold by more
+   than :data:`SMOOTH_CAP_DB` (forward masking covers that after a louder block); this removes the
+   block-to-block estimator jitter (no gain pumping) and slows the attack at onsets (no pre-echo).
+
+References: J. D. Johnston, "Transform coding of audio signals using perceptual noise criteria",
+IEEE JSAC 6(2), 1988; ISO/IEC 11172-3 Annex D (psychoacoustic models 1 and 2); E. Terhardt,
+"Calculating virtual pitch", Hearing Research 1, 1979.
+"""
+
+import numpy as np
+
+FULL_SCALE_DB_SPL = 96.0
+"""Assumed playback level: a full-scale sine (mean square 0.5) plays at this many dB SPL."""
+
+SFM_MIN_DB = -25.0
+"""Per-band spectral flatness (dB) at and below which a band counts as fully tonal."""
+
+NOISE_OFFSET_DB = 5.5
+"""Johnston: noise masks noise this many dB below its level."""
+
+SMOOTH_CAP_DB = 3.0
+"""The smoothed threshold exceeds the current block's own threshold by at most this much."""
+
+SMOOTH_BLOCKS = 3
+"""Blocks averaged (in dB) by :func:`smooth_threshold`: the current one and two before it."""
+
+
+def bark(f_hz):
+    r"""Critical-band rate in Bark (Zwicker & Terhardt 1980).
+
+    .. math:: z(f) = 13 \arctan(0.00076 f) + 3.5 \arctan\left((f / 7500)^2\right)
+
+    Parameters
+    ----------
+    f_hz : array_like
+        Frequency in Hz.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bark, same shape as `f_hz`.
+
+    Examples
+    --------
+    >>> round(float(bark(1000.0)), 2)
+    8.51
+    """
+    f = np.asarray(f_hz, dtype=np.float64)
+    return 13.0 * np.arctan(0.00076 * f) + 3.5 * np.arctan((f / 7500.0) ** 2)
+
+
+def ath_db_spl(f_hz):
+    r"""Absolute threshold of hearing in quiet, dB SPL (Terhardt 1979).
+
+    .. math:: T_q(f) = 3.64 f_k^{-0.8} - 6.5 e^{-0.6 (f_k - 3.3)^2} + 10^{-3} f_k^4,
+              \quad f_k = f / 1000
+
+    Frequencies below 20 Hz are evaluated at 20 Hz (the formula diverges at 0).
+
+    Examples
+    --------
+    >>> round(float(ath_db_spl(1000.0)), 1)
+    3.4
+    """
+    fk = np.maximum(np.asarray(f_hz, dtype=np.float64), 20.0) / 1000.0
+    return 3.64 * fk ** -0.8 - 6.5 * np.exp(-0.6 * (fk - 3.3) ** 2) + 1e-3 * fk ** 4
+
+
+def ath_power(f_hz, full_scale_db_spl=FULL_SCALE_DB_SPL):
+    r"""Absolute threshold as a mean-square power (digital full-scale sine = 0.5).
+
+    .. math:: T_q^{pow}(f) = 0.5 \cdot 10^{(T_q(f) - L_{fs}) / 10}
+
+    with :math:`L_{fs}` = `full_scale_db_spl`, the playback level of a full-scale sine.
+    """
+    return 0.5 * 10.0 ** ((ath_db_spl(f_hz) - full_scale_db_spl) / 10.0)
+
+
+def spreading_db(dz):
+    r"""Schroeder's spreading function in dB, for maskee minus masker distance `dz` in Bark.
+
+    .. math:: SF(\Delta z) = 15.81 + 7.5 (\Delta z + 0.474) - 17.5 \sqrt{1 + (\Delta z + 0.474)^2}
+
+    Masking spreads further upwards (:math:`\Delta z > 0`) than downwards: about -4 dB at
+    +1 Bark and -8 dB at -1 Bark.
+    """
+    x = np.asarray(dz, dtype=np.float64) + 0.474
+    return 15.81 + 7.5 * x - 17.5 * np.sqrt(1.0 + x * x)
+
+
+def spreading_gain():
+    r""":math:`G = \int 10^{SF(\Delta z)/10}\, d\Delta z` in Bark (about 1.59, i.e. +2.0 dB)."""
+    dz = np.linspace(-12.0, 12.0, 48001)
+    return float(np.trapezoid(10.0 ** (spreading_db(dz) / 10.0), dz))
+
+
+def power_spectrum(frames, window):
+    r"""Per-bin power of windowed frames, in mean-square units.
+
+    .. math:: P_k = \frac{c_k \, |X_k|^2}{n \sum_t w_t^2}, \quad X = \mathrm{rfft}(w \cdot x),
+              \quad c_k = 2 \text{ except } c_0 = c_{n/2} = 1
+
+    so that :math:`\sum_k P_k` equals the window-weighted mean square of the frame.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray, shape (blocks, n)
+        Time frames (any float dtype).
+    window : numpy.ndarray, shape (n,)
+        Analysis window.
+
+    Returns
+    -------
+    numpy.ndarray, shape (blocks, n // 2 + 1), float64
+    """
+    n = window.shape[0]
+    spec = np.fft.rfft(frames * window, axis=-1)
+    p = spec.real ** 2 + spec.imag ** 2
+    p *= 2.0 / (n * float(np.sum(window * window)))
+    p[..., 0] *= 0.5
+    if n % 2 == 0:
+        p[..., -1] *= 0.5
+    return p
+
+
+class MaskingModel:
+    r"""Masking threshold per bin for a fixed FFT size and sample rate (Johnston 1988).
+
+    Precomputes the Bark grid, the spreading matrix and the absolute threshold; then
+    :meth:`threshold` maps power spectra (:func:`power_spectrum`) to thresholds. All maths is in
+    the module docstring.
+
+    Parameters
+    ----------
+    nfft : int
+        FFT size of the power spectra (bins ``nfft // 2 + 1``).
+    samplerate : int
+        Sample rate in Hz of the analysed signal.
+    out_bins : array_like of int, optional
+        The bins to compute thresholds for (default all); maskers are always all bins.
+    full_scale_db_spl : float
+        Assumed playback level of a full-scale sine (sets the absolute threshold).
+
+    Examples
+    --------
+    >>> m = MaskingModel(512, 16000)
+    >>> t = np.arange(512) / 16000.0
+    >>> x = 0.5 * np.sin(2 * np.pi * 1000.0 * t)
+    >>> p = power_spectrum(x[None, :], np.hanning(512))
+    >>> thr = m.threshold(p)[0]
+    >>> bool(thr[32] < p[0, 32] / 100)        # a tone masks far less than its own power
+    True
+    """
+
+    def __init__(self, nfft, samplerate, out_bins=None, full_scale_db_spl=FULL_SCALE_DB_SPL):
+        self.nfft = int(nfft)
+        self.samplerate = int(samplerate)
+        nbins = self.nfft // 2 + 1
+        self.freqs_hz = np.arange(nbins) * (self.samplerate / self.nfft)
+        self.out_bins = np.arange(nbins) if out_bins is None else np.asarray(out_bins, dtype=int)
+        z = bark(self.freqs_hz)
+        self.bark = z
+        edges = bark(np.clip(self.freqs_hz + 0.5 * self.samplerate / self.nfft, 0.0, None)) - \
+            bark(np.clip(self.freqs_hz - 0.5 * self.samplerate / self.nfft, 0.0, None))
+        self.bark_width = edges
+        zo = z[self.out_bins]
+        gain = spreading_gain()
+        # spread[k, i]: weight of masker bin k at maskee bin i (so excitation = P @ spread).
+        self.spread = (10.0 ** (spreading_db(zo[None, :] - z[:, None]) / 10.0)) / gain
+        self.tonal_offset_db = 14.5 + zo
+        self.out_bark_width = self.bark_width[self.out_bins]
+        self.ath = ath_power(self.freqs_hz[self.out_bins], full_scale_db_spl)
+        self.band_starts = _sfm_bands(z)
+
+    def tonality(self, power):
+        r"""Tonality :math:`\alpha_k \in [0, 1]` of every bin from the per-band SFM.
+
+        Parameters
+        ----------
+        power : numpy.ndarray, shape (blocks, bins)
+
+        Returns
+        -------
+        numpy.ndarray, shape (blocks, bins)
+        """
+        tiny = 1e-20
+        starts = self.band_starts
+        counts = np.diff(np.append(starts, power.shape[-1]))
+        logmean = np.add.reduceat(np.log(power + tiny), starts, axis=-1) / counts
+        mean = np.add.reduceat(power, starts, axis=-1) / counts
+        sfm_db = (10.0 / np.log(10.0)) * (logmean - np.log(mean + tiny))
+        alpha = np.clip(sfm_db / SFM_MIN_DB, 0.0, 1.0)
+        return np.repeat(alpha, counts, axis=-1)
+
+    def threshold(self, power):
+        r"""Masking threshold :math:`T_i` per output bin (mean-square units per bin).
+
+        Parameters
+        ----------
+        power : numpy.ndarray, shape (blocks, nfft // 2 + 1)
+            Per-bin power (:func:`power_spectrum`).
+
+        Returns
+        -------
+        numpy.ndarray, shape (blocks, len(out_bins)), float64
+        """
+        power = np.asarray(power, dtype=np.float64)
+        alpha = self.tonality(power)
+        excitation = power @ self.spread
+        tonal_part = (power * alpha) @ self.spread
+        a = tonal_part / np.maximum(excitation, 1e-30)
+        offset_db = a * self.tonal_offset_db + (1.0 - a) * NOISE_OFFSET_DB
+        thr = excitation * 10.0 ** (-offset_db / 10.0) * self.out_bark_width
+        return np.maximum(thr, self.ath)
+
+
+def _sfm_bands(z):
+    """Start bins of 1-Bark bands for the flatness measure, each at least 4 bins wide."""
+    starts = [0]
+    for k in range(1, len(z)):
+        if z[k] - z[starts[-1]] >= 1.0 and k - starts[-1] >= 4 and len(z) - k >= 4:
+            starts.append(k)
+    return np.array(starts, dtype=int)
+
+
+def smooth_threshold(thr_db, history_db):
+    r"""Smooth log thresholds over blocks: a causal 3-block mean, capped above the current block.
+
+    .. math:: \tilde L_b = \min\left(\tfrac{1}{3}(L_b + L_{b-1} + L_{b-2}),\; L_b + C\right)
+
+    with :math:`L_b` the threshold of block :math:`b` in dB and :math:`C` =
+    :data:`SMOOTH_CAP_DB`. The mean removes block-to-block jitter of the estimate; at an onset it
+    stays below the current threshold (no pre-echo); after a louder block it may exceed the current
+    one by at most :math:`C` dB (forward masking).
+
+    Parameters
+    ----------
+    thr_db : numpy.ndarray, shape (blocks, bins)
+        Thresholds of consecutive blocks, dB.
+    history_db : numpy.ndarray, shape (2, bins)
+        The thresholds of the two blocks before the first one (at the start of a signal, use
+        the first block's threshold repeated).
+
+    Returns
+    -------
+    smoothed : numpy.ndarray, shape (blocks, bins)
+    new_history : numpy.ndarray, shape (2, bins)
+        The last two rows of the input, to pass with the next call.
+    """
+    full = np.concatenate([history_db, thr_db], axis=0)
+    mean = (full[2:] + full[1:-1] + full[:-2]) / 3.0
+    return np.minimum(mean, thr_db + SMOOTH_CAP_DB), full[-2:].copy()
