@@ -14,6 +14,7 @@ Data flow per hop of H = block_samples/2 int16 samples (16 kHz):
   -> num = sum_i m_i * D_i over the key,   m_i = s_i * s_(i - jP) (key re-inversion)
      den = sum_i D_i^2                     over the same window    (exact ints)
   -> score = max over drift hypotheses of sum_j num / sqrt(sum_j den)
+     in fixed point: score_q8 = (256 * num) // isqrt(den), exact on every port
 
 Under no mark, the signs m_i are independent of the audio, so the score is a
 self-normalised sum of symmetric terms: P(score > t) <= exp(-t^2 / 2) whatever the
@@ -25,9 +26,11 @@ try:
 
     ULAB = True
 except ImportError:
-    import numpy as np
-
     ULAB = False
+    try:
+        import numpy as np
+    except ImportError:
+        np = None  # MicroPython without ulab: only the viper kernels can run
 
 import array
 
@@ -47,7 +50,7 @@ except (ImportError, SyntaxError):
 SUBBLOCKS = const(2)  # hops per block: a mark found within a quarter block of any offset
 DRIFT_PPM = (-300, -200, -100, 0, 100, 200, 300)  # clock drift hypotheses
 VERSION = const(1)
-FLOAT = getattr(np, "float", None) or np.float64  # ulab: np.float; numpy: float64
+FLOAT = (getattr(np, "float", None) or np.float64) if np is not None else None
 
 
 def _round_div(a, b):
@@ -87,6 +90,32 @@ def _int16_array(n):
     return array.array("h", (0 for _ in range(n)))
 
 
+def _int32_array(n):
+    return array.array("i", (0 for _ in range(n)))
+
+
+def isqrt(n):
+    """floor(sqrt(n)) for 0 <= n < 2**30, by Newton's method from a power of two above."""
+    if n < 2:
+        return n
+    b = 0
+    t = n
+    while t > 0:
+        t >>= 2
+        b += 1
+    x = 1 << b
+    while True:
+        y = (x + n // x) >> 1
+        if y >= x:
+            return x
+        x = y
+
+
+# Layout of the int32 state array: a header, then one record per lag pair.
+ST_HEADER = const(4)  # npairs, ring, hop_samples, dlen
+ST_PAIR = const(10)  # lag, wlen, mod offset, c, c_prev, num, C_blk[2], q[2]
+
+
 def key_signs(key_bits):
     """Key bits ('0'/'1' string or 0/1 bytes) as a list of +1/-1 (bit 1 = inverted)."""
     out = []
@@ -98,8 +127,10 @@ def key_signs(key_bits):
 class Detector:
     """Streaming detector. `feed(x)` takes exactly `hop_samples` int16 samples.
 
-    All arrays are allocated here; `feed` keeps integer state whose bounds are
-    stated next to each variable (see docs/ALGORITHM.md, "Integer bounds").
+    All storage is allocated here: the integer state lives in one int32 array
+    (bounds in docs/ALGORITHM.md, "Integer bounds"), the feature and D rings in
+    bytearray / int16 arrays; ndarray views over them serve the array-ops path.
+    On MicroPython the whole hop runs in two viper calls and allocates nothing.
     """
 
     def __init__(self, record, *, use_kernels=True):
@@ -110,103 +141,142 @@ class Detector:
         k = len(signs)
         self.key_id = record.get("key_id", "")
         self.threshold = float(record["threshold"])
+        self.threshold_q8 = int(self.threshold * 256 + 0.5)
         self.block_samples = n
         self.hop_samples = h = n // SUBBLOCKS
         self.key_blocks = k
+        self.lag_periods = nj
         self.kernels = _kernels if (use_kernels and _kernels is not None) else None
+        if self.kernels is None and np is None:
+            raise ImportError("airmark_detector needs ulab/numpy or the viper kernels")
 
         lags, periods, hyps = pair_lags(n, pb, nj)
         self.lags = lags
         self.hyp_pairs = hyps
         npairs = len(lags)
         self.npairs = npairs
+        self._hyps8 = bytearray(len(hyps) * nj)
+        for i in range(len(hyps)):
+            for j in range(nj):
+                self._hyps8[i * nj + j] = hyps[i][j]
 
         # Feature ring: int8 +/-1, mirrored (two copies) so every hop window is contiguous.
         ring = ((max(lags) + 2 * h) // h + 1) * h
         self._ring = ring
-        # Storage is array.array/bytearray (element access allocates nothing on MicroPython);
-        # ndarray views over the same memory serve the vector operations.
-        self._feat_buf = bytearray(2 * ring)
-        self._feat = np.frombuffer(self._feat_buf, dtype=np.int8)
-        self._feat[:] = 1  # +1 everywhere: no zero feature ever, so viper == numpy
         self._xa = _int16_array(h + 2)  # two samples of history + this hop
-        self._x = np.frombuffer(self._xa, dtype=np.int16)
-        self._plus = np.ones(h, dtype=np.int8)
-        self._minus = np.zeros(h, dtype=np.int8) - self._plus
+        self._da = None
+        if self.kernels is not None:
+            # viper: bits, 32 per word (+1 word so a window at a bit offset can read past)
+            self._feat_buf = array.array("I", (0 for _ in range(2 * ring // 32 + 1)))
+        else:
+            self._feat_buf = bytearray(2 * ring)
+        if np is not None:
+            self._feat = np.frombuffer(self._feat_buf, dtype=np.int8)
+            self._x = np.frombuffer(self._xa, dtype=np.int16)
+            self._plus = np.ones(h, dtype=np.int8)
+            self._minus = np.zeros(h, dtype=np.int8) - self._plus
 
-        # Per pair: window length (block pairs), modulation m_i, D ring (mirrored int16).
-        self._wlen = []
-        self._mods = []
-        self._msum = []
-        dlen = (k + 1) * SUBBLOCKS  # >= wlen*SUBBLOCKS + 1: the leaving value is still held
+        # D rings (mirrored int16), modulations m_i = s_i s_(i-jP) as bytes (1: +1, 0: -1)
+        # and as floats (for np.dot on the array-ops path).
+        dlen = (k + 1) * SUBBLOCKS  # even, and > wlen*SUBBLOCKS: the leaving value is held
         self._dlen = dlen
         self._da = _int16_array(npairs * 2 * dlen)
-        self._d = np.frombuffer(self._da, dtype=np.int16)
+        if np is not None:
+            self._d = np.frombuffer(self._da, dtype=np.int16)
+        total = 0
+        for p in range(npairs):
+            total += k - periods[p] * pb
+        self._mods8 = bytearray(total)
+        self._mods = []
+        st = _int32_array(ST_HEADER + ST_PAIR * npairs)
+        st[0] = npairs
+        st[1] = ring
+        st[2] = h
+        st[3] = dlen
+        off = 0
         for p in range(npairs):
             shift = periods[p] * pb
             wl = k - shift
             mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
-            self._wlen.append(wl)
-            self._mods.append(np.array(mods, dtype=FLOAT))
-            self._msum.append(sum(mods))
-        self._mods8 = None
-        if self.kernels is not None:
-            self._mods8 = []
-            for p in range(npairs):
-                b = bytearray(self._wlen[p])
-                for i in range(self._wlen[p]):
-                    b[i] = 1 if self._mods[p][i] > 0 else 0
-                self._mods8.append(b)
-
-        # Small integer state, Python lists of ints (bounds in docs/ALGORITHM.md).
-        self.c = [0] * npairs  # this hop's correlation, |c| <= H
-        self._c_prev = [0] * npairs  # previous hop's c
-        self._c_blk = [0] * (npairs * SUBBLOCKS)  # C one block ago, per hop phase
-        self._q = [0] * (npairs * SUBBLOCKS)  # sum of D^2 over the window, per phase
-        self.num = [0] * npairs  # sum m_i D_i, |num| <= wlen * 4H
+            for i in range(wl):
+                self._mods8[off + i] = 1 if mods[i] > 0 else 0
+            if np is not None:
+                self._mods.append(np.array(mods, dtype=FLOAT))
+            b = ST_HEADER + ST_PAIR * p
+            st[b] = lags[p]
+            st[b + 1] = wl
+            st[b + 2] = off
+            off += wl
+        self._st = st
         self.hops = 0
         self.samples = 0
-        self.score = 0.0
+        self.score_q8 = 0
         self.best_hyp = 0
         self._hold = 0
         self.holdoff_hops = k * SUBBLOCKS
+        self.reset()
+
+    # Read-only views of the integer state, for tests and golden vectors.
+    def _field(self, i):
+        st = self._st
+        return [st[ST_HEADER + ST_PAIR * p + i] for p in range(self.npairs)]
+
+    @property
+    def c(self):
+        """This hop's correlation per lag pair, |c| <= H."""
+        return self._field(3)
+
+    @property
+    def num(self):
+        """Matched-filter sum per lag pair, |num| <= wlen * 4H."""
+        return self._field(5)
+
+    @property
+    def q(self):
+        """Window energy sum(D^2) per lag pair for this hop's phase, <= wlen * (4H)^2."""
+        return self._field(8 + (self.hops - 1) % SUBBLOCKS)
+
+    @property
+    def score(self):
+        return self.score_q8 / 256.0
 
     def state_bytes(self):
         """Bytes held in arrays (the detector's RAM apart from small Python objects)."""
-        total = len(self._feat_buf) + 2 * len(self._xa) + 2 * len(self._plus) + 2 * len(self._da)
+        fb = self._feat_buf
+        total = (len(fb) * 4 if self.kernels is not None else len(fb)) + 2 * len(self._xa) + 2 * len(self._da)
+        total += 4 * len(self._st) + len(self._mods8) + len(self._hyps8)
+        if np is not None:
+            total += 2 * len(self._plus)
         for m in self._mods:
             total += len(m) * (4 if ULAB else 8)
-        if self._mods8 is not None:
-            for b in self._mods8:
-                total += len(b)
         return total
 
     def reset(self):
-        self._feat[:] = 1
-        self._x[:] = 0
-        self._d[:] = 0
-        self._xa[0] = 0
-        self._xa[1] = 0
-        for i in range(self.npairs):
-            self.c[i] = 0
-            self._c_prev[i] = 0
-            self.num[i] = 0
-        for i in range(len(self._q)):
-            self._q[i] = 0
-            self._c_blk[i] = 0
+        fb = self._feat_buf
+        one = 0 if self.kernels is not None else 1  # bit 0 == byte 1 == feature +1
+        for i in range(len(fb)):
+            fb[i] = one  # +1 everywhere: no zero feature ever, so viper == array ops
+        xa = self._xa
+        for i in range(len(xa)):
+            xa[i] = 0
+        da = self._da
+        for i in range(len(da)):
+            da[i] = 0
+        st = self._st
+        for p in range(self.npairs):
+            b = ST_HEADER + ST_PAIR * p
+            for i in range(3, ST_PAIR):
+                st[b + i] = 0
         self.hops = 0
         self.samples = 0
-        self.score = 0.0
+        self.score_q8 = 0
+        self.best_hyp = 0
         self._hold = 0
 
-    def _features(self, x):
-        """Write this hop's sign features into the mirrored ring at the write position."""
+    def _features(self, x, w):
+        """Write this hop's sign features into the mirrored ring at `w`."""
         h = self.hop_samples
         xa = self._xa
-        w = (self.hops % (self._ring // h)) * h
-        if self.kernels is not None:
-            self.kernels.features(x, xa, self._feat_buf, w, self._ring, h)
-            return w
         xa[0] = xa[h]
         xa[1] = xa[h + 1]
         xb = self._x
@@ -214,72 +284,94 @@ class Detector:
         f = np.where(xb[2:] < xb[:h], self._minus, self._plus)
         self._feat[w:w + h] = f
         self._feat[w + self._ring:w + self._ring + h] = f
-        return w
 
-    def _corr(self, w, lag):
+    def _pairs(self, w, hm, phase):
+        """Array-ops twin of airmark_viper.hop_pairs: same integers, same order."""
+        st = self._st
         h = self.hop_samples
-        a = (w - lag) % self._ring
-        if self.kernels is not None:
-            return self.kernels.corr8(self._feat_buf, w, a, h)
+        ring = self._ring
+        dlen = self._dlen
+        da = self._da
         cur = self._feat[w:w + h]
-        past = self._feat[a:a + h]
-        if ULAB:
-            return int(np.dot(cur, past))  # ulab: float result, exact (|c| <= H < 2**24)
-        return int(np.dot(cur.astype(np.int16), past.astype(np.int16)))
+        if not ULAB:
+            cur = cur.astype(np.int16)
+        for p in range(self.npairs):
+            b = ST_HEADER + ST_PAIR * p
+            lag = st[b]
+            wl = st[b + 1]
+            a = w - lag
+            if a < 0:
+                a += ring
+            past = self._feat[a:a + h]
+            if ULAB:
+                c = int(np.dot(cur, past))  # float result, exact (|c| <= H < 2**24)
+            else:
+                c = int(np.dot(cur, past.astype(np.int16)))
+            blk = c + st[b + 4]  # |C| <= 2H
+            st[b + 3] = c
+            st[b + 4] = c
+            ip = b + 6 + phase
+            d = blk - st[ip]  # |D| <= 4H
+            st[ip] = blk
+            dbase = p * 2 * dlen
+            li = hm - wl * SUBBLOCKS
+            if li < 0:
+                li += dlen
+            old = da[dbase + li]
+            da[dbase + hm] = d
+            da[dbase + hm + dlen] = d
+            st[b + 8 + phase] += d * d - old * old
+            start = hm - (wl - 1) * SUBBLOCKS
+            if start < 0:
+                start += dlen
+            view = self._d[dbase + start:dbase + start + (wl - 1) * SUBBLOCKS + 1:SUBBLOCKS]
+            st[b + 5] = int(np.dot(self._mods[p], view))  # float, exact: |num| < 2**24
 
-    def _mf(self, p, start, wl):
-        """sum_i m_i D_i over the window of pair p starting at ring index `start`."""
-        base = p * 2 * self._dlen + start
-        if self.kernels is not None:
-            return self.kernels.mf16(self._mods8[p], self._da, base, SUBBLOCKS, wl)
-        view = self._d[base:base + (wl - 1) * SUBBLOCKS + 1:SUBBLOCKS]
-        return int(np.dot(self._mods[p], view))  # float, exact: |num| < 2**24
+    def _best(self, phase):
+        """Best drift hypothesis: returns score_q8 * 8 + hypothesis (viper: best_score)."""
+        st = self._st
+        nj = self.lag_periods
+        hy = self._hyps8
+        best = 0
+        besth = 0
+        for i in range(len(hy) // nj):
+            num = 0
+            den = 0
+            for j in range(nj):
+                b = ST_HEADER + ST_PAIR * hy[i * nj + j]
+                num += st[b + 5]
+                den += st[b + 8 + phase]
+            if num > 0 and den > 0:
+                s = (num << 8) // isqrt(den)
+                if s > best:
+                    best = s
+                    besth = i
+        return best * 8 + besth
 
     def feed(self, x):
         """Process one hop of int16 samples; return (t_samples, score) on a detection."""
-        w = self._features(x)
+        h = self.hop_samples
         hop = self.hops
+        w = (hop % (self._ring // h)) * h
+        hm = hop % self._dlen
         phase = hop % SUBBLOCKS
-        dlen = self._dlen
-        e = hop % dlen
-        for p in range(self.npairs):
-            c = self._corr(w, self.lags[p])
-            self.c[p] = c
-            blk = c + self._c_prev[p]  # |C| <= 2H
-            self._c_prev[p] = c
-            ip = p * SUBBLOCKS + phase
-            d = blk - self._c_blk[ip]  # |D| <= 4H
-            self._c_blk[ip] = blk
-            wl = self._wlen[p]
-            base = p * 2 * dlen
-            da = self._da
-            old = da[base + (hop - wl * SUBBLOCKS) % dlen]
-            da[base + e] = d
-            da[base + e + dlen] = d
-            self._q[ip] += d * d - old * old  # <= wl * (4H)^2
-            start = (hop - (wl - 1) * SUBBLOCKS) % dlen
-            self.num[p] = self._mf(p, start, wl)
-        best = 0.0
-        besth = 0
-        for hi in range(len(self.hyp_pairs)):
-            num = 0
-            den = 0
-            for p in self.hyp_pairs[hi]:
-                num += self.num[p]
-                den += self._q[p * SUBBLOCKS + phase]
-            if den > 0 and num > 0:
-                s = num / (den ** 0.5)
-                if s > best:
-                    best = s
-                    besth = hi
-        self.score = best
-        self.best_hyp = besth
+        kern = self.kernels
+        if kern is not None:
+            kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
+            kern.hop_pairs(self._feat_buf, self._st, self._da, self._mods8, w, hm)
+            packed = kern.best_score(self._st, self._hyps8, len(self._hyps8), self.lag_periods, phase)
+        else:
+            self._features(x, w)
+            self._pairs(w, hm, phase)
+            packed = self._best(phase)
+        self.score_q8 = packed >> 3
+        self.best_hyp = packed & 7
         self.hops = hop + 1
-        self.samples += self.hop_samples
+        self.samples += h
         if self._hold > 0:
             self._hold -= 1
             return None
-        if best >= self.threshold:
+        if self.score_q8 >= self.threshold_q8:
             self._hold = self.holdoff_hops
-            return (self.samples, best)
+            return (self.samples, self.score_q8 / 256.0)
         return None

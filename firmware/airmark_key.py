@@ -99,8 +99,8 @@ def problems(record):
     elif (isinstance(record["pattern_blocks"], int) and isinstance(record["lag_periods"], int)
           and len(bits) <= 2 * record["pattern_blocks"] * record["lag_periods"]):
         out.append("key_bits must span more than 2 x pattern_blocks x lag_periods blocks")
-    if isinstance(record["block_samples"], int) and record["block_samples"] % 4:
-        out.append("block_samples must be a multiple of 4")
+    if isinstance(record["block_samples"], int) and record["block_samples"] % 64:
+        out.append("block_samples must be a multiple of 64 (hops of whole 32-bit feature words)")
     thr = record["threshold"]
     if not _num(thr) or not (_THRESHOLD_MIN <= thr <= _THRESHOLD_MAX):
         out.append("threshold %r out of range %g..%g" % (thr, _THRESHOLD_MIN, _THRESHOLD_MAX))

@@ -1,61 +1,170 @@
 """Viper integer kernels for the detector core (MicroPython only; no allocation).
 
-Each kernel computes exactly what the numpy/ulab path of airmark_detector computes;
-tests/test_viper_kernels.py runs them under real MicroPython against numpy.
-Buffers: int16 arrays are read through ptr16 (unsigned loads, sign fixed here),
-features are int8 +1/-1 stored as bytes 0x01/0xFF.
+They compute exactly what the array-ops path of airmark_detector computes (same
+integers, same order); golden vectors check it on every port, and
+tests/test_viper_kernels.py runs the whole detector on them under real MicroPython.
+Conventions: int16 arrays are read through ptr16 (unsigned loads, sign fixed here),
+int32 state through ptr32 (sign fixed with `(v ^ S) - S`, a no-op on 32-bit MCUs and
+a sign extension on 64-bit unix builds); features are bits (1 = feature -1), packed
+32 per word, so a hop's correlation is h - 2*popcount(xor) over h/32 words.
+State layout: see ST_HEADER / ST_PAIR in airmark_detector.
 """
 
 import micropython
 
 
 @micropython.viper
-def features(x: ptr16, hist: ptr16, feat: ptr8, w: int, ring: int, h: int):
-    """feat[w+n] = feat[w+ring+n] = -1 if x[n] < x[n-2] else +1, for n in 0..h-1.
+def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
+    """Sign features as bits: bit n of the hop is 1 where x[n] < x[n-2] (feature -1).
 
-    hist[0], hist[1] hold the previous hop's last two samples and are updated here.
-    Offset binary (^0x8000) makes the unsigned int16 loads compare like signed values.
+    Bits are packed 32 per word, least significant first, at word w//32 and at its
+    mirror (w + ring)//32. hist[0], hist[1] hold the previous hop's last two samples
+    and are updated. Offset binary (^0x8000) makes unsigned int16 loads compare as signed.
     """
     p2 = hist[0] ^ 0x8000
     p1 = hist[1] ^ 0x8000
+    wi = w >> 5
+    mi = (w + ring) >> 5
     n = 0
     while n < h:
-        cur = x[n] ^ 0x8000
-        v = 0xFF if cur < p2 else 0x01
-        feat[w + n] = v
-        feat[w + ring + n] = v
-        p2 = p1
-        p1 = cur
-        n += 1
+        word = 0
+        k = 0
+        while k < 32:
+            cur = x[n + k] ^ 0x8000
+            if cur < p2:
+                word |= 1 << k
+            p2 = p1
+            p1 = cur
+            k += 1
+        bits[wi] = word
+        bits[mi] = word
+        wi += 1
+        mi += 1
+        n += 32
     hist[0] = x[h - 2]
     hist[1] = x[h - 1]
 
 
 @micropython.viper
-def corr8(feat: ptr8, a: int, b: int, h: int) -> int:
-    """sum_n f[a+n] * f[b+n] for +/-1 features: h - 2 * (number of sign mismatches)."""
-    mism = 0
-    n = 0
-    while n < h:
-        mism += ((feat[a + n] ^ feat[b + n]) >> 7) & 1
-        n += 1
-    return h - 2 * mism
+def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, mods: ptr8, w: int, hm: int):
+    """For every lag pair: correlation c, block sum C, difference D, D ring and
+    window energy update, matched filter num. See Detector._pairs for the same in
+    array ops."""
+    sgn = 1 << 29
+    sgn = sgn << 2  # 2**31 as a machine int (a literal would be a boxed big int)
+    ones = (sgn << 1) - 1  # 0xFFFFFFFF (all ones on a 32-bit MCU)
+    m1 = 0x5555  # SWAR popcount masks, built at run time: folded literals would be
+    m1 = m1 | (m1 << 16)  # boxed big ints on a 32-bit port
+    m2 = 0x3333
+    m2 = m2 | (m2 << 16)
+    m4 = 0x0F0F
+    m4 = m4 | (m4 << 16)
+    npairs = int(st[0])
+    ring = int(st[1])
+    h = int(st[2])
+    dlen = int(st[3])
+    phase = hm & 1
+    p = 0
+    while p < npairs:
+        b = 4 + 10 * p
+        lag = int(st[b])
+        wl = int(st[b + 1])
+        mo = int(st[b + 2])
+        a = w - lag
+        if a < 0:
+            a += ring
+        # popcount of (this hop XOR the hop `lag` earlier), the past window at any bit offset
+        mism = 0
+        ci = w >> 5
+        pi = a >> 5
+        r = a & 31
+        k = 0
+        while k < h:
+            pw = int(feat[pi]) & ones
+            if r:
+                pw = ((pw >> r) & ((1 << (32 - r)) - 1)) | ((int(feat[pi + 1]) << (32 - r)) & ones)
+            v = (int(feat[ci]) ^ pw) & ones
+            v = v - ((v >> 1) & m1)
+            v = (v & m2) + ((v >> 2) & m2)
+            v = (v + (v >> 4)) & m4
+            mism += ((v * 0x01010101) >> 24) & 0xFF
+            ci += 1
+            pi += 1
+            k += 32
+        c = h - 2 * mism
+        prev = (int(st[b + 4]) ^ sgn) - sgn
+        blk = c + prev
+        st[b + 3] = c
+        st[b + 4] = c
+        ip = b + 6 + phase
+        dd = blk - ((int(st[ip]) ^ sgn) - sgn)
+        st[ip] = blk
+        dbase = p * 2 * dlen
+        li = hm - wl * 2
+        if li < 0:
+            li += dlen
+        old = int(d[dbase + li])
+        if old >= 32768:
+            old -= 65536
+        d[dbase + hm] = dd
+        d[dbase + hm + dlen] = dd
+        qi = b + 8 + phase
+        st[qi] = ((int(st[qi]) ^ sgn) - sgn) + dd * dd - old * old
+        start = hm - (wl - 1) * 2
+        if start < 0:
+            start += dlen
+        acc = 0
+        q = 0
+        i = dbase + start
+        while q < wl:
+            v = int(d[i])
+            if v >= 32768:
+                v -= 65536
+            if mods[mo + q]:
+                acc += v
+            else:
+                acc -= v
+            q += 1
+            i += 2
+        st[b + 5] = acc
+        p += 1
 
 
 @micropython.viper
-def mf16(mods: ptr8, d: ptr16, base: int, stride: int, wl: int) -> int:
-    """sum_q m_q * D[base + q*stride]; m_q = +1 where mods[q] is 1, else -1; D int16."""
-    acc = 0
-    q = 0
-    i = base
-    while q < wl:
-        v = int(d[i])
-        if v >= 32768:
-            v -= 65536
-        if mods[q]:
-            acc += v
-        else:
-            acc -= v
-        q += 1
-        i += stride
-    return acc
+def best_score(st: ptr32, hyps: ptr8, nbytes: int, nj: int, phase: int) -> int:
+    """max over drift hypotheses of (256*num)//isqrt(den); returns score_q8*8 + hypothesis."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    best = 0
+    besth = 0
+    hi = 0
+    i = 0
+    while i < nbytes:
+        num = 0
+        den = 0
+        j = 0
+        while j < nj:
+            b = 4 + 10 * int(hyps[i + j])
+            num += (int(st[b + 5]) ^ sgn) - sgn
+            den += (int(st[b + 8 + phase]) ^ sgn) - sgn
+            j += 1
+        if num > 0 and den > 0:
+            r = den
+            t = den
+            k = 0
+            while t > 0:
+                t = t >> 2
+                k += 1
+            x = 1 << k
+            while True:
+                y = (x + r // x) >> 1
+                if y >= x:
+                    break
+                x = y
+            s = (num << 8) // x
+            if s > best:
+                best = s
+                besth = hi
+        hi += 1
+        i += nj
+    return best * 8 + besth

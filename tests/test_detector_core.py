@@ -17,7 +17,7 @@ def run(core, key, x, trace=False):
         if ev:
             events.append((ev[0] / sg.FS, ev[1]))
         if trace:
-            tr.append((list(det.c), list(det.num), list(det._q)))
+            tr.append((list(det.c), list(det.num), list(det.q)))
     return np.array(scores), events, tr
 
 
@@ -124,7 +124,7 @@ def test_integer_state_bounds(key, core_numpy):
         j = (i * h) % (len(sq) - h)
         det.feed(sq[j:j + h])
         assert all(abs(c) <= h for c in det.c)
-        assert all(0 <= q <= (det.key_blocks) * (4 * h) ** 2 for q in det._q)
+        assert all(0 <= q <= (det.key_blocks) * (4 * h) ** 2 for q in det.q)
         assert all(abs(v) <= det.key_blocks * 4 * h for v in det.num)
     assert max(abs(c) for c in det.c) == h  # the bound is reached
 

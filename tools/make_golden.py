@@ -2,7 +2,8 @@
 
 Usage: python tools/make_golden.py [OUT_DIR]   (default tests/golden)
 
-The input is 5 s of a deterministic music-like signal with a reference mark at 1.5 s
+Stored per hop: the correlation c and matched-filter sum of every lag pair and the
+fixed-point score (score_q8 = 256 x score). The input is 5 s of a deterministic music-like signal with a reference mark at 1.5 s
 (tests/signals.py); the expected values come from the numpy path of the core.
 Every port must reproduce them exactly: tools/golden_check.py.
 """
@@ -35,9 +36,9 @@ def main(out_dir):
     for i in range(len(x) // h):
         ev = det.feed(x[i * h:(i + 1) * h])
         hops.append([list(det.c), list(det.num)])
-        scores.append(round(float(det.score), 6))
+        scores.append(det.score_q8)
         if ev is not None:
-            events.append([ev[0], round(float(ev[1]), 3)])
+            events.append([ev[0], det.score_q8])
     sf.write(os.path.join(out_dir, "input.wav"), x, 16000, subtype="PCM_16")
     with open(os.path.join(out_dir, "key.json"), "w") as f:
         json.dump(key, f, indent=1)
