@@ -30,7 +30,7 @@ class KeyInvalid(ValueError):
     """A key record is invalid. `problems` lists one line per problem."""
 
     def __init__(self, problems):
-        ValueError.__init__(self, "; ".join(problems))
+        super().__init__("; ".join(problems))
         self.problems = problems
 
 

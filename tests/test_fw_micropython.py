@@ -65,12 +65,7 @@ def test_boards(mp):
     assert mpr.stdout.count("PASS valid ") == len(files)
 
 
-KEYINVALID_BUG = pytest.mark.xfail(
-    strict=True, reason="firmware/airmark_key.py: KeyInvalid calls ValueError.__init__(self, ...), "
-    "which MicroPython lacks (AttributeError); use super().__init__(...)")
 
-
-@KEYINVALID_BUG
 def test_key_module(mp, tmp_path):
     h.write_keydata(str(tmp_path), h.make_key())
     assert_same(*run_both("mp_key.py", path=[str(tmp_path)]))
@@ -166,7 +161,6 @@ def test_main_boots_on_fake_board(mp, tmp_path):
     assert "LOG Pin('LED')" in lines and "LOG led 1" in lines
 
 
-@KEYINVALID_BUG
 def test_main_reports_bad_key(mp, tmp_path):
     import json
 
