@@ -1,0 +1,232 @@
+"""A virtual airmark board on a pseudo-terminal, for the host-tool tests (no hardware).
+
+The board is the real firmware loop: ``tools/replay.py`` (= firmware/airmark_replay.py:
+the same ``airmark_loop.Loop``, detector and protocol lines as main.py) running in a
+subprocess under CPython + numpy. Its stdout is the master side of a pty pair, so
+the host tools open the slave side (``board.port``, a symlink to ``/dev/pts/N``)
+with pyserial exactly like ``/dev/ttyACM0``.
+
+Its "microphone" is the WAV it reads, streamed into its stdin by a thread here at
+16 kHz (times ``clock.speed``): low-level noise while nothing plays, and the audio
+handed to :meth:`play` (already through the simulated room) when something does.
+
+- :meth:`unplug` kills the board process and closes the pty: the host's reads fail
+  like on a real unplug; the port path dangles.
+- :meth:`plug` boots a fresh board (new pty, ``hello`` again) behind the same path.
+- :meth:`inject` writes raw bytes onto the line (garbage, half lines).
+"""
+
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import tty
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPLAY = os.path.join(ROOT, "tools", "replay.py")
+RATE_HZ = 16000
+HOP_SAMPLES = 256
+
+
+class ScaledClock:
+    """Monotonic seconds running `speed` times faster than real time (and a matching sleep)."""
+
+    def __init__(self, speed=1.0):
+        self.speed = float(speed)
+        self._t0 = time.monotonic()
+
+    def __call__(self):
+        return self._t0 + (time.monotonic() - self._t0) * self.speed
+
+    def sleep(self, s):
+        if s > 0:
+            time.sleep(s / self.speed)
+
+
+class Clip:
+    def __init__(self, samples):
+        self.samples = np.asarray(samples, dtype=np.int16)
+        self.pos = 0
+        self.t0 = None          # clock time the first sample went into the microphone
+        self.started = threading.Event()
+        self.finished = threading.Event()
+
+
+def wav_stream_header(rate_hz=RATE_HZ):
+    """A RIFF header for an endless 16-bit mono stream (sizes at their maximum)."""
+    fmt = struct.pack("<HHIIHH", 1, 1, rate_hz, rate_hz * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", 0xFFFFFFFE))
+
+
+class VirtualBoard:
+    """See the module docstring. Use as a context manager; ``port`` is the path to open."""
+
+    def __init__(self, key_path, workdir, *, clock=None, status_ms=1000, noise_rms=30.0, seed=0):
+        self.key_path = str(key_path)
+        self.workdir = str(workdir)
+        self.clock = clock or ScaledClock(1.0)
+        self.status_ms = status_ms
+        self.noise_rms = noise_rms
+        self.rng = np.random.default_rng(seed)
+        self.port = os.path.join(self.workdir, "ttyAIRMARK")
+        self.proc = None
+        self.master = None
+        self.slave = None
+        self.boots = 0
+        self._clips = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
+    # -- power
+
+    def plug(self):
+        """Boot the board behind `port` (a fresh process on a fresh pty)."""
+        if self.proc is not None:
+            raise RuntimeError("already plugged")
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        self.master, self.slave = master, slave
+        tmp = self.port + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.port)
+        self.boots += 1
+        err = open(os.path.join(self.workdir, "board-stderr-%d.txt" % self.boots), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", REPLAY, "/dev/stdin", self.key_path, "--status-ms", str(self.status_ms)],
+            stdin=subprocess.PIPE, stdout=master, stderr=err, close_fds=True)
+        err.close()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._mic, args=(self.proc,), daemon=True)
+        self._thread.start()
+        return self
+
+    def unplug(self):
+        """Power gone: the board process dies, the pty hangs up, the port path dangles."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            self.proc = None
+        for fd in (self.master, self.slave):
+            if fd is not None:
+                os.close(fd)
+        self.master = self.slave = None
+        if os.path.lexists(self.port):
+            os.unlink(self.port)
+        with self._lock:
+            for c in self._clips:
+                c.finished.set()
+            self._clips = []
+
+    def close(self):
+        if self.proc is not None or self.master is not None:
+            self.unplug()
+
+    def __enter__(self):
+        return self.plug()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the line
+
+    def inject(self, data):
+        """Raw bytes onto the serial line, as if the board had printed them."""
+        os.write(self.master, data)
+
+    # -- the microphone
+
+    def play(self, samples):
+        """Queue 16 kHz int16 `samples` (what the microphone hears); returns the Clip."""
+        clip = Clip(samples)
+        with self._lock:
+            self._clips.append(clip)
+        return clip
+
+    def _next_hop(self):
+        with self._lock:
+            clip = self._clips[0] if self._clips else None
+        hop = np.zeros(HOP_SAMPLES, dtype=np.int16)
+        if self.noise_rms:
+            hop[:] = np.round(self.rng.standard_normal(HOP_SAMPLES) * self.noise_rms)
+        if clip is None:
+            return hop
+        if clip.pos == 0:
+            clip.t0 = self.clock()
+            clip.started.set()
+        part = clip.samples[clip.pos:clip.pos + HOP_SAMPLES]
+        hop[:len(part)] = part
+        clip.pos += len(part)
+        if clip.pos >= len(clip.samples):
+            with self._lock:
+                self._clips.pop(0)
+            clip.finished.set()
+        return hop
+
+    def _mic(self, proc):
+        hop_s = HOP_SAMPLES / RATE_HZ
+        try:
+            proc.stdin.write(wav_stream_header())
+            t_next = self.clock()
+            while not self._stop.is_set():
+                proc.stdin.write(self._next_hop().tobytes())
+                proc.stdin.flush()
+                t_next += hop_s
+                wait = t_next - self.clock()
+                if wait > 0:
+                    self.clock.sleep(wait)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+
+class SimulatedRoomOutput:
+    """A fake sound card for ``airmark.play``: the room simulation feeds the virtual board.
+
+    ``start(data, samplerate)`` runs ``airmark.channel.simulate`` on the audio with the
+    given preset and hands the 16 kHz result to the board's microphone; it returns the
+    clock time at which the first sample reached the microphone.
+    """
+
+    def __init__(self, board, preset="near-1m", *, seed=0, cache_dir=None):
+        from airmark.channel import ChannelConfig
+
+        self.board = board
+        self.config = ChannelConfig.from_preset(preset)
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.clip = None
+        self.infos = []
+
+    def start(self, data, samplerate):
+        from airmark.channel import simulate
+
+        y, info = simulate(data, samplerate, self.config, seed=self.seed + len(self.infos),
+                           cache_dir=self.cache_dir)
+        self.infos.append(info)
+        self.clip = self.board.play(y)
+        if not self.clip.started.wait(30):
+            raise RuntimeError("virtual board did not take the audio")
+        return self.clip.t0
+
+    @property
+    def active(self):
+        return self.clip is not None and not self.clip.finished.is_set()
+
+    def stop(self):
+        if self.clip is not None:
+            self.clip.finished.set()
