@@ -66,7 +66,7 @@ def delay_at(ref, y, start, length, max_lag):
     """Delay (samples, sub-sample by parabola) of y against ref around ref[start:start+length]."""
     seg = ref[start:start + length]
     win = y[start - max_lag:start + length + max_lag]
-    c = signal.correlate(win, seg, mode="valid")
+    c = signal.correlate(win, seg, mode="valid", method="fft")
     i = int(np.argmax(c))
     a, b, d = c[i - 1], c[i], c[i + 1]
     frac = 0.5 * (a - d) / (a - 2 * b + d)
@@ -76,7 +76,7 @@ def delay_at(ref, y, start, length, max_lag):
 def measured_ppm(ref, y, samplerate):
     length = 2 * samplerate
     starts = np.arange(samplerate, len(ref) - 3 * samplerate, samplerate)
-    delays = [delay_at(ref, y, s, length, 64) for s in starts]
+    delays = [delay_at(ref, y, s, length, 200) for s in starts]
     slope = np.polyfit((starts + length / 2) / samplerate, delays, 1)[0]  # samples per second
     return slope / samplerate * 1e6
 
