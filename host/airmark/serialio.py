@@ -23,6 +23,7 @@ from .errors import AirmarkError
 
 BAUDRATE = 115200
 MAX_LINE_BYTES = 4096
+POLL_S = 0.05
 
 
 class SerialError(AirmarkError):
@@ -116,7 +117,7 @@ class SerialTransport(Transport):
         serial = _serial()
         try:
             ser = serial.serial_for_url(self.port, do_not_open=True, baudrate=self.baudrate,
-                                        timeout=0, write_timeout=self.write_timeout_s)
+                                        timeout=POLL_S, write_timeout=self.write_timeout_s)
             if self.exclusive and hasattr(ser, "exclusive"):
                 ser.exclusive = True
             ser.open()
@@ -159,8 +160,7 @@ class SerialTransport(Transport):
             if remaining <= 0:
                 raise SerialTimeout("%s: no complete line within %.2f s" % (self.port, timeout_s))
             try:
-                self._ser.timeout = min(remaining, 0.25)
-                data = self._ser.read(1)
+                data = self._ser.read(1)  # waits at most POLL_S
                 if data:
                     waiting = self._ser.in_waiting
                     if waiting:
