@@ -54,9 +54,10 @@ LIMIT_CEILING = 1.0
 HOST_OVER_KNEE = 0.9
 """Soft-clip knee for float hosts that are already beyond full scale."""
 
-# Resampling filters (Kaiser FIR): analysis only needs what aliases below 7 kHz removed;
-# the mark's images (16 kHz minus the band) must be far below audibility.
-_ANALYSIS_PASS_HZ, _ANALYSIS_STOP_HZ, _ANALYSIS_ATTEN_DB = 7000.0, 9500.0, 50.0
+# Resampling filters (Kaiser FIR). Analysis: what would alias into the band (<= 6 kHz after
+# folding at 8 kHz, i.e. >= 10 kHz) is 40 dB down; it only feeds the masking estimate. Mark:
+# its images (16 kHz minus the band, >= 9.5 kHz by default) are 70 dB down.
+_ANALYSIS_PASS_HZ, _ANALYSIS_STOP_HZ, _ANALYSIS_ATTEN_DB = 7000.0, 10000.0, 40.0
 _MARK_MARGIN_HZ, _MARK_ATTEN_DB = 500.0, 70.0
 DEFAULT_CHUNK_FRAMES = 65536
 
@@ -131,7 +132,8 @@ class _PolyStream:
 
     Output :math:`y[k] = \sum_n x[n] \, h[k \cdot down + c - n \cdot up]` with a linear-phase
     Kaiser low-pass :math:`h` of odd length :math:`2c + 1` (zero delay). Outputs depend only on
-    absolute sample positions, so any chunking gives the same values.
+    absolute sample positions, so any chunking gives the same values. Signals are laid out
+    (channels, samples).
     """
 
     def __init__(self, fs_in, fs_out, pass_hz, stop_hz, atten_db, channels):
@@ -148,7 +150,7 @@ class _PolyStream:
                                    fs=rate) * self.up
         self.c = (len(self.h) - 1) // 2
         self.r0 = (self.c * pow(self.up, -1, self.down)) % self.down if self.down > 1 else 0
-        self.buf = np.zeros((0, channels))
+        self.buf = np.zeros((channels, 0))
         self.buf_start = 0
         self.n_in = 0
         self.k_next = 0
@@ -164,8 +166,9 @@ class _PolyStream:
         return self.c / self.down
 
     def push(self, x):
-        self.buf = np.concatenate([self.buf, x], axis=0) if self.buf.shape[0] else x
-        self.n_in += x.shape[0]
+        """Append input samples, shape (channels, count)."""
+        self.buf = np.concatenate([self.buf, x], axis=1) if self.buf.shape[1] else x
+        self.n_in += x.shape[1]
 
     def ready_end(self):
         """One past the last output computable from the input received so far."""
@@ -177,22 +180,21 @@ class _PolyStream:
 
     def _inputs(self, n0, n1):
         """Input samples n0..n1-1 (zeros outside what the buffer holds)."""
-        ch = self.buf.shape[1]
-        lo, hi = self.buf_start, self.buf_start + self.buf.shape[0]
+        lo, hi = self.buf_start, self.buf_start + self.buf.shape[1]
         if lo <= n0 and n1 <= hi:
-            return self.buf[n0 - lo:n1 - lo]
-        out = np.zeros((n1 - n0, ch))
+            return self.buf[:, n0 - lo:n1 - lo]
+        out = np.zeros((self.buf.shape[0], n1 - n0))
         a, b = max(n0, lo), min(n1, hi)
         if a < b:
-            out[a - n0:b - n0] = self.buf[a - lo:b - lo]
+            out[:, a - n0:b - n0] = self.buf[:, a - lo:b - lo]
         return out
 
     def pull(self, k_end):
-        """Outputs ``k_next .. k_end - 1``, shape (count, channels); inputs not yet pushed are
+        """Outputs ``k_next .. k_end - 1``, shape (channels, count); inputs not yet pushed are
         taken as zeros (callers ask for more than :meth:`ready_end` only at the end)."""
         k0 = self.k_next
         if k_end <= k0:
-            return np.zeros((0, self.buf.shape[1]))
+            return np.zeros((self.buf.shape[0], 0))
         if self.identity:
             y = self._inputs(k0, k_end).copy()
         else:
@@ -200,17 +202,14 @@ class _PolyStream:
             n_lo = -((-(k0 * down + c - (L - 1))) // up)
             n_hi = ((k_end - 1) * down + c) // up
             ns0 = n_lo - ((n_lo - self.r0) % down)
-            xs = self._inputs(ns0, n_hi + 1)
+            xs = np.ascontiguousarray(self._inputs(ns0, n_hi + 1))
             i0 = (k0 * down + c - ns0 * up) // down
-            yfull = signal.upfirdn(self.h, xs, up, down, axis=0)
-            y = yfull[i0:i0 + (k_end - k0)]
+            y = signal.upfirdn(self.h, xs, up, down, axis=1)[:, i0:i0 + (k_end - k0)]
         self.k_next = k_end
-        keep = max(self.buf_start,
-                   -((-(self.k_next * self.down + self.c - (len(self.h) - 1))) // self.up)
-                   - self.down)
-        drop = min(keep - self.buf_start, self.buf.shape[0])
+        keep = -((-(self.k_next * self.down + self.c - (len(self.h) - 1))) // self.up) - self.down
+        drop = min(keep - self.buf_start, self.buf.shape[1])
         if drop > 0:
-            self.buf = self.buf[drop:]
+            self.buf = self.buf[:, drop:]
             self.buf_start += drop
         return y
 
@@ -309,24 +308,16 @@ class Embedder:
             np.sin(0.5 * np.pi * (np.arange(rise) + 0.5) / rise) ** 2,
             np.cos(0.5 * np.pi * (np.arange(fall) + 0.5) / fall) ** 2])
 
-        # Masking model on the 2N-point grid; mark bin j covers analysis bins 2j-1 .. 2j+1.
-        out_bins = np.unique(np.concatenate([2 * self._band - 1, 2 * self._band,
-                                             2 * self._band + 1]))
-        out_bins = out_bins[(out_bins >= 0) & (out_bins <= n)]
-        self._model = psycho.MaskingModel(2 * n, DETECTOR_SAMPLERATE_HZ, out_bins)
-        pos = {b: i for i, b in enumerate(out_bins)}
-        wmap = np.zeros((out_bins.size, self._band.size))
-        for col, j in enumerate(self._band):
-            for b, w in ((2 * j - 1, 0.5), (2 * j, 1.0), (2 * j + 1, 0.5)):
-                if b in pos:
-                    wmap[pos[b], col] = w
-        self._wmap = wmap
+        # Masking model on the 2N-point analysis spectrum, thresholds at the mark's bins.
+        self._model = psycho.MaskingModel(2 * n, DETECTOR_SAMPLERATE_HZ,
+                                          out_freqs_hz=self._band * (DETECTOR_SAMPLERATE_HZ / n),
+                                          out_width_hz=DETECTOR_SAMPLERATE_HZ / n)
 
         # Stream state.
         self._xbuf = np.zeros((0, self.channels))
         self._n_in = 0
         self._n_out = 0
-        self._abuf = np.zeros((0, self.channels))
+        self._abuf = np.zeros((self.channels, 0))
         self._a_start = 0
         self._m_end = 0           # mark (16 kHz) pushed to the synthesis resampler up to here
         self._next_block = 0
@@ -350,14 +341,22 @@ class Embedder:
     # -- mark synthesis ------------------------------------------------------------------------
 
     def _analysis_range(self, k0, k1):
-        lo, hi = self._a_start, self._a_start + self._abuf.shape[0]
+        """Analysis signal (channels, k1 - k0) at 16 kHz, zeros outside what is held."""
+        lo, hi = self._a_start, self._a_start + self._abuf.shape[1]
         if lo <= k0 and k1 <= hi:
-            return self._abuf[k0 - lo:k1 - lo]
-        out = np.zeros((k1 - k0, self.channels))
+            return self._abuf[:, k0 - lo:k1 - lo]
+        out = np.zeros((self.channels, k1 - k0))
         a, b = max(k0, lo), min(k1, hi)
         if a < b:
-            out[a - k0:b - k0] = self._abuf[a - lo:b - lo]
+            out[:, a - k0:b - k0] = self._abuf[:, a - lo:b - lo]
         return out
+
+    def _mid(self, seg):
+        mid = seg[0].copy()
+        for c in range(1, seg.shape[0]):
+            mid += seg[c]
+        mid *= 1.0 / seg.shape[0]
+        return mid
 
     def _make_blocks(self, b0, b1):
         """Mark samples of blocks b0..b1-1 (16 kHz), shape ((b1 - b0) * N,)."""
@@ -365,21 +364,19 @@ class Embedder:
         nblk = b1 - b0
         k_first = self._s16 + b0 * n
         seg = self._analysis_range(k_first - n - m, k_first + (nblk - 1) * n + n - m)
-        frames = np.lib.stride_tricks.sliding_window_view(seg, 2 * n, axis=0)[::n]
-        # frames: (nblk, channels, 2n); the signals analysed are the mid and, when there is
-        # more than one channel, every channel (whose own threshold caps the mid's).
+        # The signals analysed: the mid and, with more than one channel, every channel (whose
+        # own threshold caps the mid's). Frames: (signals, nblk, 2n), hop n.
         if self.channels == 1:
-            sig = frames
+            sig = seg
         else:
-            sig = np.concatenate([frames.mean(axis=1, keepdims=True), frames], axis=1)
-        power = psycho.power_spectrum(sig.reshape(-1, 2 * n), self._window)
-        thr = self._model.threshold(power).reshape(nblk, sig.shape[1], -1).min(axis=1)
-        thr_mark = thr @ self._wmap
-        thr_db = 10.0 * np.log10(thr_mark)
+            sig = np.concatenate([self._mid(seg)[None, :], seg], axis=0)
+        frames = np.lib.stride_tricks.sliding_window_view(sig, 2 * n, axis=1)[:, ::n]
+        power = psycho.power_spectrum(frames, self._window).reshape(-1, n + 1)
+        thr_db = self._model.threshold_db(power).reshape(sig.shape[0], nblk, -1).min(axis=0)
         if self._hist_db is None:
             self._hist_db = np.repeat(thr_db[:1], 2, axis=0)
         smooth_db, self._hist_db = psycho.smooth_threshold(thr_db, self._hist_db)
-        amp = n * np.sqrt(self._gain * 10.0 ** (smooth_db / 10.0) / 2.0)
+        amp = (n * math.sqrt(self._gain / 2.0)) * 10.0 ** (smooth_db / 20.0)
         b = np.arange(b0, b1)
         spec = np.zeros((nblk, n // 2 + 1), dtype=complex)
         spec[:, self._band] = amp * self._phasors[b % self._p]
@@ -389,11 +386,10 @@ class Embedder:
         # Statistics, in the 16 kHz domain: mark vs host mid power in the band (the host block
         # is taken M samples early: the last M samples of the block are not analysed yet).
         hb = self._analysis_range(k_first - m, k_first - m + nblk * n)
-        hmid = hb.mean(axis=1).reshape(nblk, n)
-        hspec = np.fft.rfft(hmid, axis=1)[:, self._band]
+        hspec = np.fft.rfft(self._mid(hb).reshape(nblk, n), axis=1)[:, self._band]
         mspec = np.fft.rfft(blocks, axis=1)[:, self._band]
-        self._acc["host_band"] += 2.0 * float(np.sum(hspec.real ** 2 + hspec.imag ** 2)) / n
-        self._acc["mark_band"] += 2.0 * float(np.sum(mspec.real ** 2 + mspec.imag ** 2)) / n
+        self._acc["host_band"] += 2.0 * float(np.vdot(hspec, hspec).real) / n
+        self._acc["mark_band"] += 2.0 * float(np.vdot(mspec, mspec).real) / n
         self._acc["blocks"] += nblk
         return blocks.reshape(-1)
 
@@ -427,7 +423,7 @@ class Embedder:
         x, squeeze, dtype = self._check_chunk(chunk)
         self._xbuf = np.concatenate([self._xbuf, x], axis=0) if self._xbuf.shape[0] else x
         self._n_in += x.shape[0]
-        self._ana.push(x)
+        self._ana.push(np.ascontiguousarray(x.T))
         self._squeeze = squeeze
         self._dtype = np.float32 if dtype == np.float32 else np.float64
         y = self._run(final=False).astype(self._dtype, copy=False)
@@ -465,16 +461,16 @@ class Embedder:
             k_ana = self._ana.ready_end()
         if k_ana > self._ana.k_next:
             a = self._ana.pull(k_ana)
-            if self._abuf.shape[0] == 0:
-                self._abuf, self._a_start = a, k_ana - a.shape[0]
+            if self._abuf.shape[1] == 0:
+                self._abuf, self._a_start = a, k_ana - a.shape[1]
             else:
-                self._abuf = np.concatenate([self._abuf, a], axis=0)
+                self._abuf = np.concatenate([self._abuf, a], axis=1)
 
         # 2. Mark at 16 kHz: zeros before the segment, blocks, zeros after.
         if self._m_end < s16 and k_needed > self._m_end:
             self._push_zeros(min(s16, k_needed))
         if self._m_end >= s16:
-            a_end = self._a_start + self._abuf.shape[0]
+            a_end = self._a_start + self._abuf.shape[1]
             b0 = self._next_block
             if final:
                 b1 = max(b0, -(-(k_needed - s16) // n))
@@ -483,16 +479,16 @@ class Embedder:
             if self._nblocks is not None:
                 b1 = min(b1, self._nblocks)
             if b1 > b0:
-                self._syn.push(self._make_blocks(b0, b1)[:, None])
+                self._syn.push(self._make_blocks(b0, b1)[None, :])
                 self._m_end += (b1 - b0) * n
                 self._next_block = b1
             if seg_end is not None and self._next_block == self._nblocks \
                     and k_needed > self._m_end:
                 self._push_zeros(k_needed)
         keep = s16 + self._next_block * n - n - m
-        drop = min(keep - self._a_start, self._abuf.shape[0])
+        drop = min(keep - self._a_start, self._abuf.shape[1])
         if drop > 0:
-            self._abuf = self._abuf[drop:]
+            self._abuf = self._abuf[:, drop:]
             self._a_start += drop
 
         # 3. Host-rate mark and output.
@@ -500,7 +496,7 @@ class Embedder:
         count = max(0, n_ready - self._n_out)
         if count == 0:
             return np.zeros((0, self.channels))
-        mark = self._syn.pull(n_ready)[:, 0]
+        mark = self._syn.pull(n_ready)[0]
         x = self._xbuf[:count]
         self._xbuf = self._xbuf[count:]
         y = x + mark[:, None]
@@ -512,7 +508,7 @@ class Embedder:
 
     def _push_zeros(self, k_end):
         if k_end > self._m_end:
-            self._syn.push(np.zeros((k_end - self._m_end, 1)))
+            self._syn.push(np.zeros((1, k_end - self._m_end)))
             self._m_end = k_end
 
     def _account(self, x, y, n0):

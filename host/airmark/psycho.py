@@ -56,6 +56,12 @@ SFM_MIN_DB = -25.0
 NOISE_OFFSET_DB = 5.5
 """Johnston: noise masks noise this many dB below its level."""
 
+PARTITION_BARK = 1.0 / 3.0
+"""Width of the partitions the spectrum is grouped into (Bark; at least one FFT bin each)."""
+
+SPREAD_FLOOR_DB = -60.0
+"""Masker-maskee pairs whose spreading is below this are left out (negligible)."""
+
 SMOOTH_CAP_DB = 3.0
 """The smoothed threshold exceeds the current block's own threshold by at most this much."""
 
@@ -162,20 +168,24 @@ def power_spectrum(frames, window):
 
 
 class MaskingModel:
-    r"""Masking threshold per bin for a fixed FFT size and sample rate (Johnston 1988).
+    r"""Masking threshold for a fixed FFT size and sample rate (Johnston 1988 on partitions).
 
-    Precomputes the Bark grid, the spreading matrix and the absolute threshold; then
-    :meth:`threshold` maps power spectra (:func:`power_spectrum`) to thresholds. All maths is in
-    the module docstring.
+    The FFT bins are grouped into partitions of about :data:`PARTITION_BARK` Bark (at least
+    one bin each), as in MPEG-1 psychoacoustic model 2; energies, tonality and spreading are
+    computed per partition, and the threshold density (power per Bark) is interpolated
+    (log-linearly in Bark) at the requested output bins and multiplied by their Bark width.
+    All maths is in the module docstring.
 
     Parameters
     ----------
     nfft : int
-        FFT size of the power spectra (bins ``nfft // 2 + 1``).
+        FFT size of the power spectra (``nfft // 2 + 1`` bins).
     samplerate : int
         Sample rate in Hz of the analysed signal.
-    out_bins : array_like of int, optional
-        The bins to compute thresholds for (default all); maskers are always all bins.
+    out_freqs_hz : array_like, optional
+        Centre frequencies of the output bins (default: the FFT bins).
+    out_width_hz : float, optional
+        Width of every output bin in Hz (default: the FFT bin spacing).
     full_scale_db_spl : float
         Assumed playback level of a full-scale sine (sets the absolute threshold).
 
@@ -190,48 +200,73 @@ class MaskingModel:
     True
     """
 
-    def __init__(self, nfft, samplerate, out_bins=None, full_scale_db_spl=FULL_SCALE_DB_SPL):
+    def __init__(self, nfft, samplerate, out_freqs_hz=None, out_width_hz=None,
+                 full_scale_db_spl=FULL_SCALE_DB_SPL):
         self.nfft = int(nfft)
         self.samplerate = int(samplerate)
         nbins = self.nfft // 2 + 1
-        self.freqs_hz = np.arange(nbins) * (self.samplerate / self.nfft)
-        self.out_bins = np.arange(nbins) if out_bins is None else np.asarray(out_bins, dtype=int)
+        df = self.samplerate / self.nfft
+        self.freqs_hz = np.arange(nbins) * df
         z = bark(self.freqs_hz)
-        self.bark = z
-        edges = bark(np.clip(self.freqs_hz + 0.5 * self.samplerate / self.nfft, 0.0, None)) - \
-            bark(np.clip(self.freqs_hz - 0.5 * self.samplerate / self.nfft, 0.0, None))
-        self.bark_width = edges
-        zo = z[self.out_bins]
-        gain = spreading_gain()
-        # spread[k, i]: weight of masker bin k at maskee bin i (so excitation = P @ spread).
-        self.spread = (10.0 ** (spreading_db(zo[None, :] - z[:, None]) / 10.0)) / gain
-        self.tonal_offset_db = 14.5 + zo
-        self.out_bark_width = self.bark_width[self.out_bins]
-        self.ath = ath_power(self.freqs_hz[self.out_bins], full_scale_db_spl)
-        self.band_starts = _sfm_bands(z)
+        zlo = bark(np.clip(self.freqs_hz - 0.5 * df, 0.0, None))
+        zhi = bark(self.freqs_hz + 0.5 * df)
+        # Partitions: consecutive bins spanning at least PARTITION_BARK.
+        starts = [0]
+        for k in range(1, nbins):
+            if zhi[k - 1] - zlo[starts[-1]] >= PARTITION_BARK:
+                starts.append(k)
+        self.part_starts = np.array(starts, dtype=int)
+        wsum = np.add.reduceat(zhi - zlo, self.part_starts)
+        self.part_bark = np.add.reduceat(z * (zhi - zlo), self.part_starts) / wsum
+        # SFM bands: consecutive partitions spanning at least 1 Bark and 4 bins.
+        sfm = [0]
+        for q in range(1, len(starts)):
+            if zhi[starts[q] - 1] - zlo[starts[sfm[-1]]] >= 1.0 and \
+                    starts[q] - starts[sfm[-1]] >= 4 and nbins - starts[q] >= 4:
+                sfm.append(q)
+        self.sfm_bin_starts = self.part_starts[sfm]
+        self.sfm_counts = np.diff(np.append(self.sfm_bin_starts, nbins))
+        self.sfm_parts = np.diff(np.append(sfm, len(starts)))
+        # spread[p, q]: weight of masker partition p at maskee partition q (zero where the
+        # spreading function is below SPREAD_FLOOR_DB).
+        zp = self.part_bark
+        sf_db = spreading_db(zp[None, :] - zp[:, None])
+        self.spread_matrix = np.where(sf_db >= SPREAD_FLOOR_DB, 10.0 ** (sf_db / 10.0), 0.0) \
+            / spreading_gain()
+        self.tonal_offset_db = 14.5 + zp
+        # Output bins: log density interpolated linearly in Bark, times their Bark width.
+        fo = self.freqs_hz if out_freqs_hz is None else np.asarray(out_freqs_hz, np.float64)
+        wo = df if out_width_hz is None else float(out_width_hz)
+        self.out_freqs_hz = fo
+        zo = bark(fo)
+        self.out_bark_width = bark(fo + 0.5 * wo) - bark(np.clip(fo - 0.5 * wo, 0.0, None))
+        j = np.clip(np.searchsorted(zp, zo), 1, zp.size - 1)
+        w = np.clip((zo - zp[j - 1]) / (zp[j] - zp[j - 1]), 0.0, 1.0)
+        self.interp_lo, self.interp_w = j - 1, w
+        self.log_width_db = 10.0 * np.log10(self.out_bark_width)
+        self.ath_db = 10.0 * np.log10(ath_power(fo, full_scale_db_spl)) + self.log_width_db
 
     def tonality(self, power):
-        r"""Tonality :math:`\alpha_k \in [0, 1]` of every bin from the per-band SFM.
+        r"""Tonality :math:`\alpha \in [0, 1]` of every partition, from its band's SFM.
 
         Parameters
         ----------
-        power : numpy.ndarray, shape (blocks, bins)
+        power : numpy.ndarray, shape (blocks, nfft // 2 + 1)
 
         Returns
         -------
-        numpy.ndarray, shape (blocks, bins)
+        numpy.ndarray, shape (blocks, partitions)
         """
         tiny = 1e-20
-        starts = self.band_starts
-        counts = np.diff(np.append(starts, power.shape[-1]))
-        logmean = np.add.reduceat(np.log(power + tiny), starts, axis=-1) / counts
-        mean = np.add.reduceat(power, starts, axis=-1) / counts
+        logmean = np.add.reduceat(np.log(power + tiny), self.sfm_bin_starts, axis=-1) \
+            / self.sfm_counts
+        mean = np.add.reduceat(power, self.sfm_bin_starts, axis=-1) / self.sfm_counts
         sfm_db = (10.0 / np.log(10.0)) * (logmean - np.log(mean + tiny))
         alpha = np.clip(sfm_db / SFM_MIN_DB, 0.0, 1.0)
-        return np.repeat(alpha, counts, axis=-1)
+        return np.repeat(alpha, self.sfm_parts, axis=-1)
 
-    def threshold(self, power):
-        r"""Masking threshold :math:`T_i` per output bin (mean-square units per bin).
+    def threshold_db(self, power):
+        r"""Masking threshold per output bin in dB (mean-square power per bin).
 
         Parameters
         ----------
@@ -240,25 +275,35 @@ class MaskingModel:
 
         Returns
         -------
-        numpy.ndarray, shape (blocks, len(out_bins)), float64
+        numpy.ndarray, shape (blocks, len(out_freqs_hz)), float64
         """
         power = np.asarray(power, dtype=np.float64)
-        alpha = self.tonality(power)
-        excitation = power @ self.spread
-        tonal_part = (power * alpha) @ self.spread
-        a = tonal_part / np.maximum(excitation, 1e-30)
-        offset_db = a * self.tonal_offset_db + (1.0 - a) * NOISE_OFFSET_DB
-        thr = excitation * 10.0 ** (-offset_db / 10.0) * self.out_bark_width
-        return np.maximum(thr, self.ath)
+        energy = np.add.reduceat(power, self.part_starts, axis=-1)
+        excitation, tonal = self.spread(np.stack([energy, energy * self.tonality(power)]))
+        a = tonal / np.maximum(excitation, 1e-30)
+        offset_db = NOISE_OFFSET_DB + a * (self.tonal_offset_db - NOISE_OFFSET_DB)
+        density_db = 10.0 * np.log10(np.maximum(excitation, 1e-30)) - offset_db
+        lo, w = self.interp_lo, self.interp_w
+        out_db = density_db[..., lo] * (1.0 - w) + density_db[..., lo + 1] * w
+        return np.maximum(out_db + self.log_width_db, self.ath_db)
 
+    def spread(self, energy):
+        r"""Excitation :math:`\frac{1}{G}\sum_p 10^{SF(z_q - z_p)/10} e_p` of partition energies.
 
-def _sfm_bands(z):
-    """Start bins of 1-Bark bands for the flatness measure, each at least 4 bins wide."""
-    starts = [0]
-    for k in range(1, len(z)):
-        if z[k] - z[starts[-1]] >= 1.0 and k - starts[-1] >= 4 and len(z) - k >= 4:
-            starts.append(k)
-    return np.array(starts, dtype=int)
+        Parameters
+        ----------
+        energy : numpy.ndarray, shape (..., partitions)
+
+        Returns
+        -------
+        numpy.ndarray, same shape
+        """
+        # einsum, not matmul: no BLAS thread pool for these small products.
+        return np.einsum("...p,pq->...q", energy, self.spread_matrix)
+
+    def threshold(self, power):
+        """:meth:`threshold_db` as power (mean-square units per output bin)."""
+        return 10.0 ** (self.threshold_db(power) / 10.0)
 
 
 def smooth_threshold(thr_db, history_db):

@@ -1,0 +1,49 @@
+"""airmark embed IN OUT --key KEYFILE: watermark an audio file."""
+
+import json
+
+import click
+
+from . import embed as embed_lib
+from . import keys
+from .progress import progress_bar
+
+
+@click.command()
+@click.argument("infile", type=click.Path(dir_okay=False))
+@click.argument("outfile", type=click.Path(dir_okay=False))
+@click.option("--key", "keyfile", required=True, type=click.Path(dir_okay=False), help="Key file.")
+@click.option("--start", "start_s", type=float, default=None, metavar="SEC",
+              help="Mark only from this time (default: the whole file).")
+@click.option("--duration", "duration_s", type=float, default=None, metavar="SEC",
+              help="Mark this long from --start (rounded up to whole 16 ms blocks).")
+@click.option("--strength", "strength_db", type=float, default=0.0, show_default=True,
+              metavar="DB", help="Mark level relative to the masking threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists (never IN).")
+def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json, force):
+    """Embed the watermark of KEYFILE into IN and write OUT (same rate, channels, format).
+
+    Also writes OUT.airmark.json (key, marked segments, strength, watermark-to-host ratio),
+    which `airmark play` uses.
+    """
+    key = keys.load(keyfile)
+    with progress_bar("embedding", disable=as_json) as update:
+        info = embed_lib.embed_file(infile, outfile, key, start_s=start_s,
+                                    duration_s=duration_s, strength_db=strength_db,
+                                    overwrite=force, progress=update)
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        segs = ", ".join("%.3f-%.3f s" % (a, b) for a, b in info["segments"]) or "none"
+        click.echo("wrote %s: key %s, marked %s, strength %+.1f dB, WHR %s dB (in band %s dB)"
+                   % (outfile, info["key_id"], segs, info["strength_db"],
+                      _fmt(info["whr_db"]), _fmt(info["whr_band_db"])))
+        if info["limited_samples"]:
+            click.echo("limiter: %d samples softly limited to stay within full scale"
+                       % info["limited_samples"])
+    return 0
+
+
+def _fmt(v):
+    return "n/a" if v is None else "%.1f" % v
