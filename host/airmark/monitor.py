@@ -144,13 +144,14 @@ class Monitor:
     clock, wallclock, sleep : callables
         Monotonic seconds, Unix seconds (``host_t``) and sleep; injectable for tests.
     backoff_s : (first, max)
-        Reconnect delays: first, doubling up to max.
+        Reconnect delays: first, doubling up to max. Kept short: a board prints its
+        ``hello`` right after boot, and pyserial drops what arrived before the port opened.
     read_timeout_s : float
         How long one :meth:`step` waits for a line.
     """
 
     def __init__(self, connect, *, sink=None, log=None, clock=time.monotonic, wallclock=time.time,
-                 sleep=time.sleep, backoff_s=(0.25, 4.0), read_timeout_s=0.2):
+                 sleep=time.sleep, backoff_s=(0.2, 1.0), read_timeout_s=0.2):
         if backoff_s[0] <= 0 or backoff_s[1] < backoff_s[0]:
             raise ValueError("backoff_s must be (first > 0, max >= first), got %r" % (backoff_s,))
         self.connect = connect
@@ -221,8 +222,9 @@ class Monitor:
         except (PortUnavailable, NoPortFound) as exc:
             self.stats.connect_failures += 1
             self._last_connect_error = str(exc)
+            if self._next_try is not None:
+                self._delay_s = min(self._delay_s * 2, self.backoff_s[1])
             self._next_try = self.clock() + self._delay_s
-            self._delay_s = min(self._delay_s * 2, self.backoff_s[1])
             return []
         self.transport = t
         self._delay_s = self.backoff_s[0]

@@ -1,4 +1,4 @@
-"""Play marked audio through the sound card while monitoring the board, and score the board.
+r"""Play marked audio through the sound card while monitoring the board, and score the board.
 
 ``airmark embed`` writes a sidecar ``OUT.airmark.json`` next to its output:
 ``{"key_id", "segments": [[start_s, end_s], ...], "samplerate", ...}``.
