@@ -59,7 +59,8 @@ HOST_OVER_KNEE = 0.9
 # its images (16 kHz minus the band, >= 9.5 kHz by default) are 70 dB down.
 _ANALYSIS_PASS_HZ, _ANALYSIS_STOP_HZ, _ANALYSIS_ATTEN_DB = 7000.0, 10000.0, 40.0
 _MARK_MARGIN_HZ, _MARK_ATTEN_DB = 500.0, 70.0
-DEFAULT_CHUNK_FRAMES = 65536
+DEFAULT_CHUNK_FRAMES = 32768
+_PIECE_FRAMES = 32768
 
 
 class EmbedError(AirmarkError, ValueError):
@@ -421,12 +422,20 @@ class Embedder:
         if self._flushed:
             raise EmbedError("process() called after flush()")
         x, squeeze, dtype = self._check_chunk(chunk)
-        self._xbuf = np.concatenate([self._xbuf, x], axis=0) if self._xbuf.shape[0] else x
-        self._n_in += x.shape[0]
-        self._ana.push(np.ascontiguousarray(x.T))
         self._squeeze = squeeze
         self._dtype = np.float32 if dtype == np.float32 else np.float64
-        y = self._run(final=False).astype(self._dtype, copy=False)
+        outs = []
+        # Work in pieces of at most _PIECE_FRAMES: same result, but the working set stays in
+        # the CPU cache (big pieces are 2-3x slower).
+        for i in range(0, max(1, x.shape[0]), _PIECE_FRAMES):
+            piece = x[i:i + _PIECE_FRAMES]
+            self._xbuf = np.concatenate([self._xbuf, piece], axis=0) \
+                if self._xbuf.shape[0] else piece
+            self._n_in += piece.shape[0]
+            self._ana.push(np.ascontiguousarray(piece.T))
+            outs.append(self._run(final=False))
+        y = (outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0))
+        y = y.astype(self._dtype, copy=False)
         return y[:, 0] if squeeze else y
 
     def flush(self):
