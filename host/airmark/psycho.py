@@ -1,39 +1,50 @@
 r"""Psychoacoustic masking model for the embedder (Johnston 1988 style).
 
 The model says, for each block of host audio and each frequency bin, how much noise power can be
-added without being heard. The watermark is shaped to that threshold (see :mod:`airmark.embed`).
+added without being heard (all powers in mean-square units: a full-scale sine is 0.5). The watermark is shaped to that threshold (see :mod:`airmark.embed`).
 
 Steps (all at the detector rate, 16 kHz, on the mono mid signal or one channel):
 
 1. **Power spectrum.** A ``nfft``-point windowed FFT of the block with context gives the power
    :math:`P_k` contributed by bin :math:`k`, in mean-square units (full-scale sine = 0.5), so that
    :math:`\sum_k P_k \approx \overline{x^2}` (:func:`power_spectrum`).
-2. **Bark scale.** Bin frequencies :math:`f_k` map to critical-band rate :math:`z_k` (Zwicker &
-   Terhardt 1980, :func:`bark`); each bin covers :math:`\Delta z_k` Bark.
-3. **Spreading.** The excitation at bin :math:`i` sums every masker bin through Schroeder's
-   spreading function (Schroeder, Atal & Hall 1979, :func:`spreading_db`), normalised by its
-   integral :math:`G` so that a spectrum flat in Bark gives back its power per critical band:
+2. **Bark scale and partitions.** Bin frequencies map to critical-band rate :math:`z` (Zwicker &
+   Terhardt 1980, :func:`bark`). Consecutive bins are grouped into partitions :math:`p` of about
+   :data:`PARTITION_BARK` = 1/3 Bark (at least one bin each, as in MPEG-1 psychoacoustic model 2)
+   with energy :math:`e_p = \sum_{k \in p} P_k` and centre :math:`z_p`.
+3. **Spreading.** The excitation of partition :math:`q` sums every masker partition through
+   Schroeder's spreading function (Schroeder, Atal & Hall 1979, :func:`spreading_db`; pairs below
+   :data:`SPREAD_FLOOR_DB` are dropped), normalised by its integral :math:`G` (about 2.0 dB) so
+   that a spectrum flat in Bark gives back its power per critical band:
 
-   .. math:: E_i = \frac{1}{G} \sum_k 10^{SF(z_i - z_k)/10} P_k, \qquad G = \int 10^{SF(\Delta z)/10} d\Delta z
+   .. math:: E_q = \frac{1}{G} \sum_p 10^{SF(z_q - z_p)/10} e_p, \qquad
+             G = \int 10^{SF(\Delta z)/10} d\Delta z
 
-4. **Tonality.** A spectral flatness measure per critical band,
-   :math:`\mathrm{SFM}_{dB} = 10\log_{10}(\text{geometric mean} / \text{arithmetic mean})`, gives
-   each masker bin a tonality :math:`\alpha_k = \min(\mathrm{SFM}_{dB} / \mathrm{SFM}_{min}, 1)`
-   (Johnston uses one whole-spectrum SFM with :math:`\mathrm{SFM}_{min} = -60` dB; per band the
-   periodogram spans about -2.5 dB for white noise to -25 dB for a lone tone, so
-   :data:`SFM_MIN_DB` is -25 dB). The tonality seen at bin :math:`i` is the excitation-weighted
-   mean of its maskers' tonality (as in MPEG-1 psychoacoustic model 2).
+4. **Tonality.** A spectral flatness measure over bands of at least 1 Bark and 4 bins,
+   :math:`\mathrm{SFM}_{dB} = 10\log_{10}(\text{geometric mean} / \text{arithmetic mean})` of the
+   bin powers, gives each masker partition a tonality
+   :math:`\alpha_p = \min(\mathrm{SFM}_{dB} / \mathrm{SFM}_{min}, 1)` (Johnston uses one
+   whole-spectrum SFM with :math:`\mathrm{SFM}_{min} = -60` dB; per band the periodogram spans
+   about -2.5 dB for white noise to -25 dB for a lone tone, so :data:`SFM_MIN_DB` is -25 dB).
+   The tonality seen at partition :math:`q` is the excitation-weighted mean of its maskers'
+   tonality, :math:`a_q = \sum_p S_{pq} \alpha_p e_p / \sum_p S_{pq} e_p` (as in MPEG-1
+   psychoacoustic model 2).
 5. **Masking offset.** Tonal maskers mask noise :math:`14.5 + z` dB below their level, noise
    maskers 5.5 dB below (Johnston 1988):
 
-   .. math:: O_i = \alpha_i (14.5 + z_i) + (1 - \alpha_i)\, 5.5 \quad \text{dB}
+   .. math:: O_q = a_q (14.5 + z_q) + (1 - a_q)\, 5.5 \quad \text{dB}
 
-6. **Threshold per bin.** The allowed noise power in the critical band around :math:`z_i`,
-   shared among the bins of that band, and never below the absolute threshold in quiet
-   (Terhardt 1979, :func:`ath_power`, referenced to an assumed playback level where a full-scale
-   sine is :data:`FULL_SCALE_DB_SPL` = 96 dB SPL):
+6. **Threshold per output bin.** :math:`E_q 10^{-O_q/10}` is the noise power a critical band
+   around :math:`z_q` may hold, i.e. a density per Bark. It is interpolated (in dB, linearly in
+   Bark) at the centre :math:`z_i` of each output bin (the mark's 62.5 Hz bins) and multiplied
+   by the bin's width :math:`\Delta z_i` in Bark, so the mark's power summed over a critical band
+   equals the band's threshold. It never goes below the absolute threshold in quiet (Terhardt
+   1979, :func:`ath_power`), applied the same way (a critical band of noise at the tone
+   threshold), for an assumed playback level where a full-scale sine is
+   :data:`FULL_SCALE_DB_SPL` = 96 dB SPL:
 
-   .. math:: T_i = \max\left(E_i \, 10^{-O_i/10} \, \Delta z_i,\; T_{q}(f_i)\right)
+   .. math:: T_i = \max\left(\Delta z_i \, \widehat{E 10^{-O/10}}(z_i),\;
+             \Delta z_i \, T_{q}(f_i)\right)
 
 7. **Smoothing over time** (:func:`smooth_threshold`): the log threshold is averaged over the
    current and the two previous blocks and never exceeds the current block's threshold by more
