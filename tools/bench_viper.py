@@ -1,0 +1,98 @@
+"""Per-hop cost of the detector's viper path, as a ratio to a reference viper kernel.
+
+Usage: micropython tools/bench_viper.py [KEYJSON]
+
+Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
+every lag pair, matched filters, best hypothesis) and the reference kernel measured
+on an RP2040 in ../shared/notes/rp2040-costs.md: a viper int32 dot of two 1024-sample
+array('h') (745 us at 125 MHz). The ratio of the two, taken in one run on this
+machine, times 745 us estimates the hop's cost on an RP2040; both are integer viper
+code, so the ratio carries over better than absolute times. Prints one JSON line.
+"""
+
+import sys
+import time
+import array
+import json
+import micropython
+
+
+def _dir_of(path):
+    i = path.rfind("/")
+    return path[:i] if i > 0 else "."
+
+
+_TOOLS = _dir_of(globals().get("__file__", "tools/bench_viper.py"))
+_ROOT = _dir_of(_TOOLS) if _TOOLS != "." else ".."
+sys.path.insert(0, _ROOT + "/firmware")
+
+import airmark_detector as core  # noqa: E402
+import airmark_key  # noqa: E402
+
+RP2040_DOT1024_US = 745  # rp2040-costs.md: viper int32 dot of two array('h'), N=1024
+RP2040_HZ = 125000000
+ESP32_HZ = 240000000
+
+
+@micropython.viper
+def dot1024(a: ptr16, b: ptr16, n: int) -> int:
+    acc = 0
+    i = 0
+    while i < n:
+        acc += int(a[i]) * int(b[i])
+        i += 1
+    return acc
+
+
+def best_of(fn, reps, rounds=5):
+    best = None
+    for _ in range(rounds):
+        t0 = time.ticks_us()
+        for _ in range(reps):
+            fn()
+        dt = time.ticks_diff(time.ticks_us(), t0) / reps
+        best = dt if best is None or dt < best else best
+    return best
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else _ROOT + "/tests/golden/key.json"
+    with open(path) as f:
+        key = airmark_key.validate(json.load(f))
+    det = core.Detector(key)
+    if det.kernels is None:
+        print(json.dumps({"error": "no viper kernels on this port"}))
+        return 1
+    h = det.hop_samples
+    buf = bytearray(2 * h)
+    seed = 7
+    for i in range(len(buf)):
+        seed = (seed * 1103515245 + 12345) & 0x3FFFFFFF
+        buf[i] = (seed >> 16) & 0xFF
+    x = core.np.frombuffer(buf, dtype=core.np.int16) if core.np is not None else buf
+    for _ in range(300):
+        det.feed(x)
+    a = array.array("h", range(1024))
+    b = array.array("h", range(1024))
+    t_dot = best_of(lambda: dot1024(a, b, 1024), 50)
+    t_hop = best_of(lambda: det.feed(x), 200)
+    ratio = t_hop / t_dot
+    hop_us_rp2040 = ratio * RP2040_DOT1024_US
+    hop_period_us = 1e6 * h / key["sample_rate_hz"]
+    out = {
+        "hop_samples": h,
+        "lag_pairs": det.npairs,
+        "state_bytes": det.state_bytes(),
+        "host_hop_us": round(t_hop, 2),
+        "host_dot1024_us": round(t_dot, 2),
+        "hop_over_dot1024": round(ratio, 3),
+        "rp2040_125mhz_hop_us": round(hop_us_rp2040),
+        "rp2040_125mhz_load_pct": round(100 * hop_us_rp2040 / hop_period_us, 1),
+        "esp32_240mhz_load_pct_clock_scaled": round(100 * hop_us_rp2040 * RP2040_HZ / ESP32_HZ / hop_period_us, 1),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
