@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+# Debian/Ubuntu install paths of the supertux and neverball-data packages (game soundtracks).
 DEFAULT_GLOBS = ("/usr/share/games/supertux2/music/*/*.ogg", "/usr/share/games/neverball/bgm/*.ogg")
 
 
