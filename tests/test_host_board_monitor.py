@@ -232,9 +232,9 @@ def test_monitor_cli_json_ctrl_c(tmp_path, key_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     lines += [json.loads(x) for x in rest.splitlines()]
-    # (a hello printed before the port was opened is gone: pyserial flushes input on open)
     assert lines[0]["event"] == "connected" and lines[0]["port"] == board.port
-    assert all(x["event"] in ("connected", "hello", "status", "summary") for x in lines)
+    assert lines[1]["event"] == "hello" and lines[1]["board"] == "replay"
+    assert all(x["event"] in ("status", "summary") for x in lines[2:])
     assert all(isinstance(x["host_t"], float) for x in lines)
     assert lines[-1]["event"] == "summary" and lines[-1]["status"] >= 2 and lines[-1]["garbage"] == 0
     with open(log_path) as f:
@@ -248,6 +248,6 @@ def test_monitor_cli_plain_duration(tmp_path, key_path):
                            capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
-    assert "connected" in out[0]
+    assert "connected" in out[0] and "hello" in out[1] and "board replay" in out[1]
     assert any("status" in x and "load" in x for x in out)
     assert out[-1].startswith("0 detection(s)") and "0 disconnect(s)" in out[-1]

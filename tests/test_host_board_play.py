@@ -75,14 +75,17 @@ def test_score_segments_windows():
     assert [r.hit for r in res] == [True, True, False, False]
     assert res[0].latency_s == -0.4 and res[0].t_s == 3.6       # 3.49 is before end - 0.5
     assert res[1].latency_s == 1.5                               # the window's far edge counts
-    assert [d.t_s for d in unexpected] == [3.49, 4.2, 11.6, 18.0]
+    assert [d.t_s for d in unexpected] == [11.6, 18.0]          # 3.49 and 4.2 are inside a mark
     s = P.summarize(res, unexpected)
-    assert (s["segments"], s["hits"], s["misses"], s["hit_rate"], s["unexpected"]) == (4, 2, 2, 0.5, 4)
+    assert (s["segments"], s["hits"], s["misses"], s["hit_rate"], s["unexpected"]) == (4, 2, 2, 0.5, 2)
     assert s["latency_s_median"] == 0.55 and s["latency_s_min"] == -0.4 and s["latency_s_max"] == 1.5
     # one detection serves one segment, even where windows overlap
     res, unexpected = P.score_segments([(0.0, 2.0), (1.0, 3.0)], [det(2.5)])
     assert [r.hit for r in res] == [True, False] and not unexpected
     assert P.summarize([], [])["hit_rate"] is None
+    # a whole marked song: detected every few seconds, scored once at its end
+    res, unexpected = P.score_segments([(0.0, 30.0)], [det(t) for t in (2.1, 6.3, 10.4, 29.9, 31.0, 32.0)])
+    assert res[0].hit and res[0].t_s == 29.9 and [d.t_s for d in unexpected] == [32.0]
 
 
 # ---------------------------------------------------------------- no PortAudio

@@ -13,13 +13,21 @@ handed to :meth:`play` (already through the simulated room) when something does.
 - :meth:`unplug` kills the board process and closes the pty: the host's reads fail
   like on a real unplug; the port path dangles.
 - :meth:`plug` boots a fresh board (new pty, ``hello`` again) behind the same path.
+  With ``boot_on_open`` (the default) the board boots only once a host has opened
+  the port (seen as pyserial's 115200 baud setting on the pty), so its ``hello`` is
+  not lost to the input flush pyserial does on open.
 - :meth:`inject` writes raw bytes onto the line (garbage, half lines).
+
+The audio pipe is shrunk to one page, so a board that cannot keep up lags the
+"room" by at most ~0.25 s of audio (a real board would count overruns instead).
 """
 
+import fcntl
 import os
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import tty
@@ -30,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPLAY = os.path.join(ROOT, "tools", "replay.py")
 RATE_HZ = 16000
 HOP_SAMPLES = 256
+F_SETPIPE_SZ = 1031
 
 
 class ScaledClock:
@@ -66,12 +75,14 @@ def wav_stream_header(rate_hz=RATE_HZ):
 class VirtualBoard:
     """See the module docstring. Use as a context manager; ``port`` is the path to open."""
 
-    def __init__(self, key_path, workdir, *, clock=None, status_ms=1000, noise_rms=30.0, seed=0):
+    def __init__(self, key_path, workdir, *, clock=None, status_ms=1000, noise_rms=30.0, seed=0,
+                 boot_on_open=True):
         self.key_path = str(key_path)
         self.workdir = str(workdir)
         self.clock = clock or ScaledClock(1.0)
         self.status_ms = status_ms
         self.noise_rms = noise_rms
+        self.boot_on_open = boot_on_open
         self.rng = np.random.default_rng(seed)
         self.port = os.path.join(self.workdir, "ttyAIRMARK")
         self.proc = None
@@ -82,12 +93,13 @@ class VirtualBoard:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
+        self.booted = threading.Event()
 
     # -- power
 
     def plug(self):
-        """Boot the board behind `port` (a fresh process on a fresh pty)."""
-        if self.proc is not None:
+        """Power the board behind `port`: a fresh pty now, the board process at once or on open."""
+        if self.master is not None:
             raise RuntimeError("already plugged")
         master, slave = os.openpty()
         tty.setraw(slave)
@@ -98,19 +110,43 @@ class VirtualBoard:
         os.symlink(os.ttyname(slave), tmp)
         os.replace(tmp, self.port)
         self.boots += 1
-        err = open(os.path.join(self.workdir, "board-stderr-%d.txt" % self.boots), "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", REPLAY, "/dev/stdin", self.key_path, "--status-ms", str(self.status_ms)],
-            stdin=subprocess.PIPE, stdout=master, stderr=err, close_fds=True)
-        err.close()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._mic, args=(self.proc,), daemon=True)
+        self.booted.clear()
+        self._thread = threading.Thread(target=self._run, args=(self.boots,), daemon=True)
         self._thread.start()
+        if not self.boot_on_open:
+            self.booted.wait(10)
         return self
+
+    def _host_opened(self):
+        try:
+            return termios.tcgetattr(self.slave)[4] == termios.B115200
+        except (termios.error, TypeError, OSError):
+            return False
+
+    def _run(self, boot):
+        if self.boot_on_open:
+            while not self._host_opened():
+                if self._stop.wait(0.005):
+                    return
+        with open(os.path.join(self.workdir, "board-stderr-%d.txt" % boot), "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-u", REPLAY, "/dev/stdin", self.key_path, "--status-ms",
+                 str(self.status_ms)], stdin=subprocess.PIPE, stdout=self.master, stderr=err,
+                close_fds=True)
+        try:
+            fcntl.fcntl(proc.stdin.fileno(), F_SETPIPE_SZ, 4096)
+        except OSError:
+            pass
+        self.proc = proc
+        self.booted.set()
+        self._mic(proc)
 
     def unplug(self):
         """Power gone: the board process dies, the pty hangs up, the port path dangles."""
         self._stop.set()
+        if self.proc is not None:
+            self.proc.kill()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None

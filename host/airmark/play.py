@@ -14,8 +14,10 @@ where :math:`t_0` is the time the first sample reached the loudspeaker (from the
 audio output). A segment :math:`[s, e]` is a *hit* when a detection falls in
 :math:`[e - 0.5\,\text{s},\ e + 1.5\,\text{s}]` (``WINDOW_S``); its latency is
 :math:`t_\text{play} - e` (it includes sound travel, the board's hop and USB).
-Each detection counts for one segment at most; detections outside every window are
-reported as *unexpected*.
+Each detection counts for one segment at most. Detections outside every marked span
+:math:`[s, e + 1.5\,\text{s}]` are reported as *unexpected*; extra ones inside a span
+are not (a long segment, e.g. a whole marked song, is detected again every few
+seconds; the first detection in its end window scores it).
 
 The audio output is pluggable: :class:`SoundDeviceOutput` (sounddevice/PortAudio,
 imported only when used) or any object with ``start(data, samplerate) -> t0``,
@@ -143,8 +145,10 @@ def score_segments(segments, detections, *, window_s=WINDOW_S, loop=0):
     """Match detections (``t_s`` on the file's axis) to segments.
 
     Returns ``(results, unexpected)``: one SegmentResult per segment, in order, and the
-    detections that fell in no window. Segments are served in order; each takes the
-    earliest unused detection inside its window.
+    detections outside every marked span ``[start, end + after]`` (false alarms, or a
+    board listening late). Segments are served in order; each takes the earliest unused
+    detection inside its window. Further detections inside a long marked span (a whole
+    marked song is detected again every few seconds) are neither hits nor unexpected.
     """
     before, after = window_s
     used = [False] * len(detections)
@@ -163,7 +167,8 @@ def score_segments(segments, detections, *, window_s=WINDOW_S, loop=0):
             d = detections[hit]
             results.append(SegmentResult(loop, idx, s, e, True, round(d.t_s - e, 3), d.score,
                                          round(d.t_s, 3)))
-    unexpected = [detections[i] for i in order if not used[i]]
+    unexpected = [detections[i] for i in order if not used[i]
+                  and not any(s <= detections[i].t_s <= e + after for s, e in segments)]
     return results, unexpected
 
 
