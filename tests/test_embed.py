@@ -12,7 +12,7 @@ import soundfile as sf
 from scipy import signal
 
 from airmark import audio, embed, keys
-from airmark.embed import Embedder, EmbedError, embed_array, embed_file
+from airmark.embed import DEFAULT_STRENGTH_DB, Embedder, EmbedError, embed_array, embed_file
 from embed_helpers import make_key, music_like
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -157,7 +157,7 @@ def test_stereo_mark_is_mid_only_and_capped(key):
 
 def test_strength_scales_mark_power(key):
     x = music_like(1.5, 16000, channels=1, seed=6)
-    y0, i0 = embed_array(x, 16000, key)
+    y0, i0 = embed_array(x, 16000, key, strength_db=0.0)
     y6, i6 = embed_array(x, 16000, key, strength_db=6.0)
     ratio = np.sum((y6 - x) ** 2) / np.sum((y0 - x) ** 2)
     assert 10 * np.log10(ratio) == pytest.approx(6.0, abs=0.1)
@@ -244,7 +244,7 @@ def test_embed_file_formats_and_sidecar(tmp_path, key, suffix, subtype, fs, chan
     side = json.load(open(embed.sidecar_path(dst)))
     assert side["key_id"] == key["key_id"] and side["samplerate"] == fs
     assert side["segments"] == info["segments"] == [[0.25, 1.258]]
-    assert side["strength_db"] == 0.0 and side["whr_band_db"] == info["whr_band_db"]
+    assert side["strength_db"] == DEFAULT_STRENGTH_DB and side["whr_band_db"] == info["whr_band_db"]
     assert sorted(os.listdir(str(tmp_path))) == sorted(
         ["in" + suffix, "out" + suffix, "out" + suffix + ".airmark.json"])
 

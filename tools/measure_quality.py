@@ -86,7 +86,7 @@ def main(argv=None):
     ap.add_argument("--clips", dest="n", type=int, default=6, help="number of default clips")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--offset", type=float, default=30.0, help="excerpt start, seconds")
-    ap.add_argument("--strength", type=float, default=0.0, help="strength, dB")
+    ap.add_argument("--strength", type=float, default=4.0, help="strength, dB (default: the embedder default)")
     ap.add_argument("--key", help="key file (default: a fixed generated key)")
     ap.add_argument("--no-visqol", action="store_true")
     ap.add_argument("--no-speed", action="store_true")

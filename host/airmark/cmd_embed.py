@@ -17,7 +17,7 @@ from .progress import progress_bar
               help="Mark only from this time (default: the whole file).")
 @click.option("--duration", "duration_s", type=float, default=None, metavar="SEC",
               help="Mark this long from --start (rounded up to whole 16 ms blocks).")
-@click.option("--strength", "strength_db", type=float, default=0.0, show_default=True,
+@click.option("--strength", "strength_db", type=float, default=embed_lib.DEFAULT_STRENGTH_DB, show_default=True,
               metavar="DB", help="Mark level relative to the masking threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists (never IN).")

@@ -67,7 +67,7 @@ def _noises(text):
 @click.option("--spatial", help="off,on (default off).")
 @click.option("--noise", help="Noise types: pink,babble,hvac,tv (default pink).")
 @click.option("--mark-seconds", type=float, default=2.0, show_default=True)
-@click.option("--strength-db", type=float, default=0.0, show_default=True,
+@click.option("--strength-db", type=float, default=4.0, show_default=True,
               help="Embedding strength relative to the default.")
 @click.option("--clips-per-category", type=int, default=None,
               help="Use only the first N clips of each category.")
