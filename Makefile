@@ -33,6 +33,7 @@ test: deps
 
 bench: deps
 	$(PY) tools/bench.py
+	micropython tools/bench_viper.py
 
 corpus: deps
 	$(PY) tools/build_corpus.py corpus

@@ -68,7 +68,7 @@ def _noises(text):
 @click.option("--noise", help="Noise types: pink,babble,hvac,tv (default pink).")
 @click.option("--mark-seconds", type=float, default=2.0, show_default=True)
 @click.option("--strength-db", type=float, default=4.0, show_default=True,
-              help="Embedding strength relative to the default.")
+              help="Mark strength, dB over the masking threshold (the embedder default is +4).")
 @click.option("--clips-per-category", type=int, default=None,
               help="Use only the first N clips of each category.")
 @click.option("--visqol-clips", type=int, default=None,
