@@ -2,7 +2,6 @@
 virtual board (the real firmware loop on a pty): detections, garbage, unplug/replug, log, Ctrl-C."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

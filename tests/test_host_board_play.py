@@ -3,6 +3,7 @@ simulated room (airmark.channel.simulate) into a virtual board running the real 
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -194,3 +195,39 @@ def test_play_warns_on_key_mismatch(tmp_path, key_path):
     assert rep.summary["hits"] == 1
     assert rep.warnings == ["the board listens for key %s but the file is marked with key other-key"
                             % key["key_id"]]
+
+
+def test_play_survives_unplug_replug(tmp_path, key_path):
+    """The board is unplugged and replugged between two marks; the sound keeps playing."""
+    import threading
+
+    key = keys.load(key_path)
+    y, segs = marked_file(key, 3, gap_s=6.0)
+    side = P.Sidecar(path="test", key_id=key["key_id"], segments=segs)
+    clock = ScaledClock(3.0)
+    events = []
+    with VirtualBoard(key_path, tmp_path, clock=clock) as board:
+        out = SimulatedRoomOutput(board, "digital")
+
+        def power_cycle():
+            while out.clip is None or out.clip.pos < 5.0 * FS:    # after the first mark
+                if out.clip is not None and out.clip.finished.is_set():
+                    return
+                time.sleep(0.01)
+            board.unplug()
+            events.append("unplugged at %.2f s" % (out.clip.pos / FS))
+            board.plug()
+
+        t = threading.Thread(target=power_cycle, daemon=True)
+        m = mon.Monitor(mon.serial_connector(board.port), clock=clock, sleep=clock.sleep)
+        t.start()
+        try:
+            rep = P.play_and_score(y[:, None], FS, side, m, out)
+        finally:
+            m.close()
+            t.join(5)
+        hellos = m.stats.events["hello"]
+    assert len(events) == 1 and board.boots == 2
+    s = rep.summary
+    assert s["disconnects"] == 1 and hellos == 2
+    assert (s["segments"], s["hits"], s["unexpected"]) == (3, 3, 0)

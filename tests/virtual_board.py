@@ -73,7 +73,11 @@ def wav_stream_header(rate_hz=RATE_HZ):
 
 
 class VirtualBoard:
-    """See the module docstring. Use as a context manager; ``port`` is the path to open."""
+    """See the module docstring. Use as a context manager; ``port`` is the path to open.
+
+    The room (the thread that paces the microphone audio) runs from :meth:`plug` to
+    :meth:`close`, across unplugs: what plays while the board is unplugged is not heard.
+    """
 
     def __init__(self, key_path, workdir, *, clock=None, status_ms=1000, noise_rms=30.0, seed=0,
                  boot_on_open=True):
@@ -89,11 +93,13 @@ class VirtualBoard:
         self.master = None
         self.slave = None
         self.boots = 0
+        self.booted = threading.Event()
         self._clips = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = None
-        self.booted = threading.Event()
+        self._closing = threading.Event()
+        self._unplugged = threading.Event()
+        self._boot_thread = None
+        self._room = None
 
     # -- power
 
@@ -110,10 +116,13 @@ class VirtualBoard:
         os.symlink(os.ttyname(slave), tmp)
         os.replace(tmp, self.port)
         self.boots += 1
-        self._stop.clear()
+        self._unplugged.clear()
         self.booted.clear()
-        self._thread = threading.Thread(target=self._run, args=(self.boots,), daemon=True)
-        self._thread.start()
+        self._boot_thread = threading.Thread(target=self._boot, args=(self.boots,), daemon=True)
+        self._boot_thread.start()
+        if self._room is None:
+            self._room = threading.Thread(target=self._room_loop, daemon=True)
+            self._room.start()
         if not self.boot_on_open:
             self.booted.wait(10)
         return self
@@ -124,10 +133,10 @@ class VirtualBoard:
         except (termios.error, TypeError, OSError):
             return False
 
-    def _run(self, boot):
+    def _boot(self, boot):
         if self.boot_on_open:
             while not self._host_opened():
-                if self._stop.wait(0.005):
+                if self._unplugged.wait(0.005):
                     return
         with open(os.path.join(self.workdir, "board-stderr-%d.txt" % boot), "wb") as err:
             proc = subprocess.Popen(
@@ -138,40 +147,50 @@ class VirtualBoard:
             fcntl.fcntl(proc.stdin.fileno(), F_SETPIPE_SZ, 4096)
         except OSError:
             pass
+        try:
+            proc.stdin.write(wav_stream_header())
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
         self.proc = proc
         self.booted.set()
-        self._mic(proc)
 
     def unplug(self):
         """Power gone: the board process dies, the pty hangs up, the port path dangles."""
-        self._stop.set()
-        if self.proc is not None:
-            self.proc.kill()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(5)
+        self._unplugged.set()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+        if self._boot_thread is not None:
+            self._boot_thread.join(10)
+            self._boot_thread = None
+        if proc is None and self.proc is not None:   # booted while we were unplugging
+            proc, self.proc = self.proc, None
+            proc.kill()
+        if proc is not None:
+            proc.wait(5)
             try:
-                self.proc.stdin.close()
-            except OSError:
+                proc.stdin.close()
+            except (OSError, ValueError):
                 pass
-            self.proc = None
         for fd in (self.master, self.slave):
             if fd is not None:
                 os.close(fd)
         self.master = self.slave = None
         if os.path.lexists(self.port):
             os.unlink(self.port)
-        with self._lock:
-            for c in self._clips:
-                c.finished.set()
-            self._clips = []
 
     def close(self):
         if self.proc is not None or self.master is not None:
             self.unplug()
+        self._closing.set()
+        if self._room is not None:
+            self._room.join(5)
+            self._room = None
+        with self._lock:
+            for c in self._clips:
+                c.finished.set()
+            self._clips = []
 
     def __enter__(self):
         return self.plug()
@@ -214,20 +233,25 @@ class VirtualBoard:
             clip.finished.set()
         return hop
 
-    def _mic(self, proc):
+    def _room_loop(self):
+        """16 kHz into whichever board process is alive (blocking when it lags), else nowhere."""
         hop_s = HOP_SAMPLES / RATE_HZ
-        try:
-            proc.stdin.write(wav_stream_header())
-            t_next = self.clock()
-            while not self._stop.is_set():
-                proc.stdin.write(self._next_hop().tobytes())
-                proc.stdin.flush()
-                t_next += hop_s
-                wait = t_next - self.clock()
-                if wait > 0:
-                    self.clock.sleep(wait)
-        except (BrokenPipeError, ValueError, OSError):
-            pass
+        t_next = self.clock()
+        while not self._closing.is_set():
+            data = self._next_hop().tobytes()
+            proc = self.proc
+            if proc is not None:
+                try:
+                    proc.stdin.write(data)
+                    proc.stdin.flush()
+                except (BrokenPipeError, ValueError, OSError):
+                    pass
+            t_next += hop_s
+            wait = t_next - self.clock()
+            if wait > 0:
+                self.clock.sleep(wait)
+            elif wait < -0.5:
+                t_next = self.clock()       # the board was slow: do not burst to catch up
 
 
 class SimulatedRoomOutput:

@@ -35,6 +35,16 @@ def command(port, as_json, log_path, duration_s):
     m = mon.Monitor(mon.serial_connector(port), sink=sink, log=log)
     until = m.clock() + duration_s if duration_s is not None else None
     interrupted = False
+    said = {"waiting": False}
+
+    def on_step(_records):
+        # the live view shows the waiting state itself; the line modes say it once on stderr
+        if m.transport is None and m.stats.connect_failures and not said["waiting"]:
+            click.echo("airmark monitor: waiting for the board (%s)" % m.waiting_reason, err=True)
+            said["waiting"] = True
+        elif m.transport is not None:
+            said["waiting"] = False
+
     try:
         if sink is None:
             from rich.live import Live
@@ -42,7 +52,7 @@ def command(port, as_json, log_path, duration_s):
             with Live(mon.LiveView(m), refresh_per_second=4, transient=False):
                 m.run(until=until)
         else:
-            m.run(until=until)
+            m.run(until=until, on_step=on_step)
     except KeyboardInterrupt:
         interrupted = True
     finally:
