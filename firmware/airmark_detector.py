@@ -49,6 +49,9 @@ except (ImportError, SyntaxError):
 
 SUBBLOCKS = const(2)  # hops per block: a mark found within a quarter block of any offset
 DRIFT_PPM = (-300, -200, -100, 0, 100, 200, 300)  # clock drift hypotheses
+# Lag offsets are clamped to +-1 sample: exact up to +-1.5 samples of drift over the lag
+# (+-240 ppm at 3 periods), half a sample off at +-300 ppm, 9 lag pairs instead of 11.
+MAX_OFFSET = const(1)
 VERSION = const(1)
 FLOAT = (getattr(np, "float", None) or np.float64) if np is not None else None
 
@@ -74,7 +77,12 @@ def pair_lags(block_samples, pattern_blocks, lag_periods):
     for ppm in DRIFT_PPM:
         row = []
         for j in range(1, lag_periods + 1):
-            lag = j * period + _round_div(ppm * j * period, 1000000)
+            off = _round_div(ppm * j * period, 1000000)
+            if off > MAX_OFFSET:
+                off = MAX_OFFSET
+            elif off < -MAX_OFFSET:
+                off = -MAX_OFFSET
+            lag = j * period + off
             if lag in lags:
                 idx = lags.index(lag)
             else:
@@ -113,7 +121,7 @@ def isqrt(n):
 
 # Layout of the int32 state array: a header, then one record per lag pair.
 ST_HEADER = const(4)  # npairs, ring, hop_samples, dlen
-ST_PAIR = const(10)  # lag, wlen, mod offset, c, c_prev, num, C_blk[2], q[2]
+ST_PAIR = const(14)  # lag, wlen, pos offset, c, c_prev, num, C_blk[2], q[2], T[2], npos, sigma
 
 
 def key_signs(key_bits):
@@ -183,10 +191,12 @@ class Detector:
         self._da = _int16_array(npairs * 2 * dlen)
         if np is not None:
             self._d = np.frombuffer(self._da, dtype=np.int16)
+        # The matched filter sums D over the positions of the rarer sign only:
+        # sum_i m_i D_i = sigma * (2 * sum_{m_i = sigma} D_i - T), T = sum_i D_i (running).
         total = 0
         for p in range(npairs):
             total += k - periods[p] * pb
-        self._mods8 = bytearray(total)
+        self._pos = array.array("H", (0 for _ in range(total)))
         self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
         st[0] = npairs
@@ -198,15 +208,21 @@ class Detector:
             shift = periods[p] * pb
             wl = k - shift
             mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
+            sigma = 1 if 2 * mods.count(1) <= wl else -1
+            npos = 0
             for i in range(wl):
-                self._mods8[off + i] = 1 if mods[i] > 0 else 0
+                if mods[i] == sigma:
+                    self._pos[off + npos] = i
+                    npos += 1
             if np is not None:
                 self._mods.append(np.array(mods, dtype=FLOAT))
             b = ST_HEADER + ST_PAIR * p
             st[b] = lags[p]
             st[b + 1] = wl
             st[b + 2] = off
-            off += wl
+            st[b + 12] = npos
+            st[b + 13] = 1 if sigma > 0 else 0
+            off += npos
         self._st = st
         self.hops = 0
         self.samples = 0
@@ -244,7 +260,7 @@ class Detector:
         """Bytes held in arrays (the detector's RAM apart from small Python objects)."""
         fb = self._feat_buf
         total = (len(fb) * 4 if self.kernels is not None else len(fb)) + 2 * len(self._xa) + 2 * len(self._da)
-        total += 4 * len(self._st) + len(self._mods8) + len(self._hyps8)
+        total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8)
         if np is not None:
             total += 2 * len(self._plus)
         for m in self._mods:
@@ -265,7 +281,7 @@ class Detector:
         st = self._st
         for p in range(self.npairs):
             b = ST_HEADER + ST_PAIR * p
-            for i in range(3, ST_PAIR):
+            for i in range(3, 12):
                 st[b + i] = 0
         self.hops = 0
         self.samples = 0
@@ -321,6 +337,7 @@ class Detector:
             da[dbase + hm] = d
             da[dbase + hm + dlen] = d
             st[b + 8 + phase] += d * d - old * old
+            st[b + 10 + phase] += d - old
             start = hm - (wl - 1) * SUBBLOCKS
             if start < 0:
                 start += dlen
@@ -358,7 +375,7 @@ class Detector:
         kern = self.kernels
         if kern is not None:
             kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
-            kern.hop_pairs(self._feat_buf, self._st, self._da, self._mods8, w, hm)
+            kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm)
             packed = kern.best_score(self._st, self._hyps8, len(self._hyps8), self.lag_periods, phase)
         else:
             self._features(x, w)

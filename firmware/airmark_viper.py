@@ -46,10 +46,10 @@ def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
 
 
 @micropython.viper
-def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, mods: ptr8, w: int, hm: int):
+def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
     """For every lag pair: correlation c, block sum C, difference D, D ring and
-    window energy update, matched filter num. See Detector._pairs for the same in
-    array ops."""
+    window sums (D^2 and D), matched filter num = sigma * (2 * sum over the rarer
+    sign's positions - window sum). Detector._pairs computes the same in array ops."""
     sgn = 1 << 29
     sgn = sgn << 2  # 2**31 as a machine int (a literal would be a boxed big int)
     ones = (sgn << 1) - 1  # 0xFFFFFFFF (all ones on a 32-bit MCU)
@@ -66,7 +66,7 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, mods: ptr8, w: int, hm: int):
     phase = hm & 1
     p = 0
     while p < npairs:
-        b = 4 + 10 * p
+        b = 4 + 14 * p
         lag = int(st[b])
         wl = int(st[b + 1])
         mo = int(st[b + 2])
@@ -113,20 +113,23 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, mods: ptr8, w: int, hm: int):
         start = hm - (wl - 1) * 2
         if start < 0:
             start += dlen
+        ti = b + 10 + phase
+        tot = ((int(st[ti]) ^ sgn) - sgn) + dd - old
+        st[ti] = tot
+        npos = int(st[b + 12])
         acc = 0
         q = 0
         i = dbase + start
-        while q < wl:
-            v = int(d[i])
+        while q < npos:
+            v = int(d[i + 2 * int(pos[mo + q])])
             if v >= 32768:
                 v -= 65536
-            if mods[mo + q]:
-                acc += v
-            else:
-                acc -= v
+            acc += v
             q += 1
-            i += 2
-        st[b + 5] = acc
+        num = 2 * acc - tot
+        if not st[b + 13]:
+            num = -num
+        st[b + 5] = num
         p += 1
 
 
@@ -144,7 +147,7 @@ def best_score(st: ptr32, hyps: ptr8, nbytes: int, nj: int, phase: int) -> int:
         den = 0
         j = 0
         while j < nj:
-            b = 4 + 10 * int(hyps[i + j])
+            b = 4 + 14 * int(hyps[i + j])
             num += (int(st[b + 5]) ^ sgn) - sgn
             den += (int(st[b + 8 + phase]) ^ sgn) - sgn
             j += 1
