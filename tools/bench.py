@@ -49,9 +49,10 @@ RP2040_FREE_HEAP = 230 * 1024
 
 
 def default_key():
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import fw_helpers
-    return fw_helpers.make_key()
+    """The product's default key parameters (what `airmark keygen` writes)."""
+    from airmark import keys
+
+    return keys.generate(1)
 
 
 class OpTimer:
