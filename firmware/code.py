@@ -74,26 +74,13 @@ def setup(emit):
     import board as pins
     import audiobusio
     import airmark_board
-    import airmark_key
+    import airmark_boot
     import airmark_loop
     import airmark_capture_cp
-    try:
-        bdef = airmark_board.load()
-    except Exception as exc:
-        emit(proto.error("board definition: " + proto.exc_text(exc)))
+    parts = airmark_boot.load(emit)
+    if parts is None:
         return None
-    try:
-        from airmark_keydata import KEY
-        airmark_key.validate(KEY)
-    except Exception as exc:
-        emit(proto.error("key (airmark_keydata): " + proto.exc_text(exc)))
-        return None
-    try:
-        import airmark_detector
-        detector = airmark_detector.Detector(KEY)
-    except Exception as exc:
-        emit(proto.error("detector: " + proto.exc_text(exc)))
-        return None
+    bdef, KEY, detector = parts
     try:
         pdm = bdef["pdm"]
         mic = audiobusio.PDMIn(_pin(pins, pdm["clk"]), _pin(pins, pdm["data"]),

@@ -89,26 +89,13 @@ class LazyWDT:
 def setup(emit):
     """Everything before the loop; returns (loop, capture) or None after an error line."""
     import airmark_board
-    import airmark_key
+    import airmark_boot
     import airmark_loop
     import airmark_capture
-    try:
-        board = airmark_board.load()
-    except Exception as exc:
-        emit(proto.error("board definition: " + proto.exc_text(exc)))
+    parts = airmark_boot.load(emit)
+    if parts is None:
         return None
-    try:
-        from airmark_keydata import KEY
-        airmark_key.validate(KEY)
-    except Exception as exc:
-        emit(proto.error("key (airmark_keydata): " + proto.exc_text(exc)))
-        return None
-    try:
-        import airmark_detector
-        detector = airmark_detector.Detector(KEY)
-    except Exception as exc:
-        emit(proto.error("detector: " + proto.exc_text(exc)))
-        return None
+    board, KEY, detector = parts
     mic = board["mic"]
     bufs = board["buffers"]
     try:
