@@ -47,8 +47,8 @@ def make_file(key, marks, gap_s, lead_s, strength_db, reference_whr_db, seed):
 
         a = int((start - 1.0) * FS)
         b = int((start + mark_s + 1.0) * FS)
-        yi, info = embed.embed_array(host[a:b], FS, key, start_s=1.0, duration_s=mark_s,
-                                     strength_db=strength_db)
+        kw = {} if strength_db is None else {"strength_db": strength_db}
+        yi, info = embed.embed_array(host[a:b], FS, key, start_s=1.0, duration_s=mark_s, **kw)
         y[a:b] += yi - host[a:b]
         s, e = info["segments"][0]
         segs.append([round(a / FS + s, 6), round(a / FS + e, 6)])
@@ -60,7 +60,8 @@ def main(argv=None):
     ap.add_argument("--preset", default="living-room-6m")
     ap.add_argument("--marks", type=int, default=10)
     ap.add_argument("--gap", type=float, default=4.0, help="seconds of unmarked music between marks")
-    ap.add_argument("--strength-db", type=float, default=0.0)
+    ap.add_argument("--strength-db", type=float, default=None,
+                    help="embedder strength (default: the embedder's own default)")
     ap.add_argument("--reference", type=float, default=None, metavar="WHR_DB",
                     help="use the tests' reference mark at this WHR instead of the embedder")
     ap.add_argument("--key-seed", type=int, default=1)
@@ -107,7 +108,8 @@ def main(argv=None):
                                                           for e in offline.events])
     summary = dict(rep.summary, preset=args.preset, speed=args.speed, wall_s=round(wall_s, 1),
                    embedder="reference %g dB" % args.reference if args.reference is not None
-                   else "embed_array strength %g dB" % args.strength_db,
+                   else "embed_array strength %s" % ("default" if args.strength_db is None
+                                                     else "%g dB" % args.strength_db),
                    offline_hits=sum(r.hit for r in off_res), offline_unexpected=len(off_unexp),
                    offline_max_score=round(offline.max_score, 3), threshold=key["threshold"],
                    room_delay_s=room.infos[0]["delay_s"])
