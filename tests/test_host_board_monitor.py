@@ -161,6 +161,13 @@ def marked_clip(key, seconds=6.0, start_s=1.0, whr_db=-8.0):
     return signals.to_int16(y), seg
 
 
+def run_until(m, cond, timeout_s=30.0):
+    """Step the monitor until cond() holds (at most `timeout_s` real seconds); return cond()."""
+    deadline = time.monotonic() + timeout_s
+    m.run(stop=lambda: cond() or time.monotonic() > deadline)
+    return cond()
+
+
 def test_monitor_end_to_end_unplug_replug_garbage(tmp_path, key_path):
     key = keys.load(key_path)
     clock = ScaledClock(2.0)
@@ -169,12 +176,12 @@ def test_monitor_end_to_end_unplug_replug_garbage(tmp_path, key_path):
     with VirtualBoard(key_path, tmp_path, clock=clock) as board, open(log_path, "a") as log:
         m = mon.Monitor(mon.serial_connector(board.port), sink=lambda r, t: records.append((r, t)),
                         log=log, clock=clock, sleep=clock.sleep, backoff_s=(0.1, 0.8))
-        m.run(until=clock() + 1.5)
-        assert m.stats.connected and m.stats.events["hello"] == 1 and m.stats.events["status"] >= 1
+        assert run_until(m, lambda: m.stats.events["hello"] == 1 and m.stats.events["status"] >= 1)
+        assert m.stats.connected
 
         samples, (_, seg_end) = marked_clip(key)
         clip = board.play(samples)
-        m.run(stop=lambda: clip.finished.is_set())
+        assert run_until(m, lambda: clip.finished.is_set())
         m.run(until=clock() + 1.5)
         dets = [(r, t) for r, t in records if r["event"] == "detection"]
         assert len(dets) == 1 and dets[0][0]["key"] == key["key_id"]
@@ -182,17 +189,16 @@ def test_monitor_end_to_end_unplug_replug_garbage(tmp_path, key_path):
 
         board.inject(b"\x00\xff\xfeNOISE\r\n")
         board.inject(b'{"event":"sta')                              # the next line completes it
-        m.run(until=clock() + 1.5)
+        assert run_until(m, lambda: m.stats.garbage >= 2 and m.stats.partial >= 1)
         status_before = m.stats.events["status"]
-        assert m.stats.garbage >= 2 and m.stats.partial >= 1
         assert any(r["event"] == "garbage" and "NOISE" in r["text"] for r, _ in records)
 
         board.unplug()
-        m.run(until=clock() + 2.0)
+        assert run_until(m, lambda: m.stats.connect_failures >= 2)  # it keeps trying, with backoff
         assert not m.stats.connected and m.stats.disconnects == 1
-        assert m.stats.connect_failures >= 2                        # it kept trying, with backoff
         board.plug()
-        m.run(stop=lambda: m.stats.events["hello"] >= 2 and m.stats.events["status"] > status_before + 1)
+        assert run_until(m, lambda: m.stats.events["hello"] >= 2
+                         and m.stats.events["status"] > status_before + 1)
         assert m.stats.connected and m.stats.reconnects == 1
         m.close()
         summary = m.summary()

@@ -137,7 +137,7 @@ def run_play(key_path, workdir, y, segs, preset, *, loops=1, speed=3.0):
         out = SimulatedRoomOutput(board, preset, cache_dir=str(workdir / "rir-cache"))
         try:
             rep = P.play_and_score(y[:, None], FS, side, m, out, loops=loops, gap_s=1.0,
-                                   on_record=lambda r, t: records.append((r, t)))
+                                   on_record=lambda r, t: records.append((r, t)), wait_board_s=60)
         finally:
             m.close()
     return rep, out, records
@@ -189,7 +189,8 @@ def test_play_warns_on_key_mismatch(tmp_path, key_path):
     with VirtualBoard(key_path, tmp_path, clock=clock) as board:
         m = mon.Monitor(mon.serial_connector(board.port), clock=clock, sleep=clock.sleep)
         try:
-            rep = P.play_and_score(y[:, None], FS, side, m, SimulatedRoomOutput(board, "digital"))
+            rep = P.play_and_score(y[:, None], FS, side, m, SimulatedRoomOutput(board, "digital"),
+                                   wait_board_s=60)
         finally:
             m.close()
     assert rep.summary["hits"] == 1
@@ -202,7 +203,7 @@ def test_play_survives_unplug_replug(tmp_path, key_path):
     import threading
 
     key = keys.load(key_path)
-    y, segs = marked_file(key, 3, gap_s=6.0)
+    y, segs = marked_file(key, 3, gap_s=8.0)
     side = P.Sidecar(path="test", key_id=key["key_id"], segments=segs)
     clock = ScaledClock(3.0)
     events = []
@@ -222,7 +223,7 @@ def test_play_survives_unplug_replug(tmp_path, key_path):
         m = mon.Monitor(mon.serial_connector(board.port), clock=clock, sleep=clock.sleep)
         t.start()
         try:
-            rep = P.play_and_score(y[:, None], FS, side, m, out)
+            rep = P.play_and_score(y[:, None], FS, side, m, out, wait_board_s=60)
         finally:
             m.close()
             t.join(5)
@@ -230,4 +231,6 @@ def test_play_survives_unplug_replug(tmp_path, key_path):
     assert len(events) == 1 and board.boots == 2
     s = rep.summary
     assert s["disconnects"] == 1 and hellos == 2
-    assert (s["segments"], s["hits"], s["unexpected"]) == (3, 3, 0)
+    # the first mark was heard before the unplug, the last by the rebooted board (the middle
+    # one too unless the reboot took more than 8 s of audio)
+    assert rep.results[0].hit and rep.results[2].hit and s["unexpected"] == 0

@@ -99,7 +99,7 @@ def main(argv=None):
         room = SimulatedRoomOutput(board, args.preset, seed=args.room_seed,
                                    cache_dir=os.path.join(out, "cache"))
         try:
-            rep = P.play_and_score(data, rate, side, m, room)
+            rep = P.play_and_score(data, rate, side, m, room, wait_board_s=60)
         finally:
             m.close()
     wall_s = time.monotonic() - t_wall

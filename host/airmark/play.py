@@ -316,12 +316,13 @@ class PlayReport:
 
 
 def play_and_score(data, samplerate, sidecar, monitor, output, *, loops=1, gap_s=2.0,
-                   window_s=WINDOW_S, on_record=None, settle_s=1.0):
+                   window_s=WINDOW_S, on_record=None, settle_s=1.0, wait_board_s=6.0):
     """Play `data` `loops` times through `output` while `monitor` reads the board; score it.
 
     ``monitor.clock`` is the time base of both the arrival times and ``output.start``'s t0.
     ``on_record(record, t_play_s_or_None)`` sees every monitor record as it arrives.
-    ``settle_s`` of monitoring come first (the board's hello/status, reconnects).
+    Before the first pass the board gets up to ``wait_board_s`` to say something (a
+    running board prints ``status`` every 5 s, a booting one ``hello``), then ``settle_s``.
     """
     if loops < 1:
         raise ValueError("loops must be >= 1, got %r" % (loops,))
@@ -341,7 +342,11 @@ def play_and_score(data, samplerate, sidecar, monitor, output, *, loops=1, gap_s
 
     monitor.sinks.append(sink)
     results, unexpected = [], []
+    heard = monitor.stats.events
     try:
+        t_wait = clock() + wait_board_s
+        monitor.run(until=t_wait, stop=lambda: sum(heard[k] for k in heard) > 0)
+        silent = sum(heard[k] for k in heard) == 0
         monitor.run(until=clock() + settle_s)
         for n in range(loops):
             state["t0"] = None
@@ -360,6 +365,9 @@ def play_and_score(data, samplerate, sidecar, monitor, output, *, loops=1, gap_s
         monitor.sinks.remove(sink)
     hello = monitor.stats.hello
     warnings = []
+    if silent:
+        warnings.append("the board said nothing for %.0f s before playback (is it running? "
+                        "is --port right?)" % wait_board_s)
     if hello is None:
         warnings.append("no hello from the board during the run (its key was not checked)")
     elif sidecar.key_id and hello.get("key") != sidecar.key_id:
