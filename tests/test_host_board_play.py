@@ -234,3 +234,28 @@ def test_play_survives_unplug_replug(tmp_path, key_path):
     # the first mark was heard before the unplug, the last by the rebooted board (the middle
     # one too unless the reboot took more than 8 s of audio)
     assert rep.results[0].hit and rep.results[2].hit and s["unexpected"] == 0
+
+
+def test_play_cli_json(tmp_path, key_path, monkeypatch, capsys):
+    """`airmark play FILE --json` with the sound card swapped for the room + virtual board."""
+    import soundfile as sf
+
+    key = keys.load(key_path)
+    y, segs = marked_file(key, 1, gap_s=0.5, lead_s=1.0)
+    wav = str(tmp_path / "marked.wav")
+    sf.write(wav, y, FS, subtype="PCM_16")
+    write(P.sidecar_path(wav), {"format": "airmark-embed", "version": 1, "key_id": key["key_id"],
+                                "segments": segs, "samplerate": FS})
+    with VirtualBoard(key_path, tmp_path) as board:
+        monkeypatch.setattr(P, "_sounddevice", lambda: None)
+        monkeypatch.setattr(P, "SoundDeviceOutput", lambda device: SimulatedRoomOutput(board, "digital"))
+        rc = cli.main(["play", wav, "--port", board.port, "--json", "--log", str(tmp_path / "p.jsonl")])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rc == 0
+    dets = [x for x in lines if x["event"] == "detection"]
+    assert len(dets) == 1 and abs(dets[0]["play_t"] - segs[0][1]) < 0.5
+    seg = [x for x in lines if x["event"] == "segment"]
+    assert len(seg) == 1 and seg[0]["hit"] and seg[0]["latency_s"] == round(dets[0]["play_t"] - segs[0][1], 3)
+    assert lines[-1]["event"] == "summary" and lines[-1]["hits"] == 1 and lines[-1]["board_key"] == key["key_id"]
+    with open(tmp_path / "p.jsonl") as f:
+        assert [json.loads(x)["event"] for x in f].count("detection") == 1
