@@ -5,6 +5,9 @@ OUT ?= out
 BOARD ?= pico-inmp441
 PORT ?=
 FILE ?=
+DRIVE ?=
+DEVICE ?=
+# made by `make demo`, or pass KEY=your-key.json
 KEY ?= $(OUT)/demo/key.json
 
 .PHONY: help deps demo test bench corpus calibrate eval mpy clean flash monitor play
@@ -53,13 +56,13 @@ mpy: deps
 	done; echo "compiled into $(OUT)/mpy"
 
 flash: deps
-	airmark flash --board $(BOARD) --key $(KEY) $(if $(PORT),--port $(PORT))
+	airmark flash --board $(BOARD) --key $(KEY) $(if $(PORT),--port $(PORT)) $(if $(DRIVE),--drive $(DRIVE))
 
 monitor: deps
 	airmark monitor $(if $(PORT),--port $(PORT))
 
 play: deps
-	airmark play $(FILE) $(if $(PORT),--port $(PORT))
+	airmark play $(FILE) $(if $(PORT),--port $(PORT)) $(if $(DEVICE),--device $(DEVICE))
 
 clean:
 	rm -rf $(OUT) .pytest_cache $(STAMP)

@@ -186,7 +186,15 @@ class SerialTransport(Transport):
 
 
 def boards_dir():
-    """The directory holding boards/*.json (next to the firmware directory)."""
+    """The directory holding boards/*.json: the installed package data, else the repo's."""
+    try:
+        from . import _boards
+
+        for d in getattr(_boards, "__path__", []):
+            if os.path.isfile(os.path.join(d, "schema.json")):
+                return d
+    except ImportError:
+        pass
     return os.path.join(os.path.dirname(fw.FIRMWARE_DIR), "boards")
 
 
