@@ -1,6 +1,7 @@
 """airmark.serialio: the pyserial transport on a real pty, port listing and the board guess."""
 
 import os
+import threading
 import time
 import tty
 
@@ -46,10 +47,19 @@ def test_overlong_line_is_cut(pty_pair):
     t = serialio.SerialTransport(name)
     t.open()
     try:
-        os.write(fds["master"], b"x" * (serialio.MAX_LINE_BYTES + 10) + b"\n")
+        data = b"x" * (serialio.MAX_LINE_BYTES + 10) + b"\n"
+
+        def write_all():  # a pty holds ~4 KB: write from a thread, as a board would
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fds["master"], view):]
+
+        writer = threading.Thread(target=write_all, daemon=True)
+        writer.start()
         first = t.readline(2.0)
         assert len(first) == serialio.MAX_LINE_BYTES and first.endswith(b"x")
         assert t.readline(1.0) == b"x" * 10 + b"\n"
+        writer.join(2.0)
     finally:
         t.close()
 

@@ -147,12 +147,12 @@ class SerialTransport(Transport):
         serial = _serial()
         deadline = time.monotonic() + timeout_s
         while True:
-            i = self._buf.find(b"\n")
+            i = self._buf.find(b"\n", 0, MAX_LINE_BYTES)
             if i >= 0:
                 line = bytes(self._buf[:i + 1])
                 del self._buf[:i + 1]
                 return line
-            if len(self._buf) >= MAX_LINE_BYTES:
+            if len(self._buf) >= MAX_LINE_BYTES:  # no newline in the first MAX bytes: cut
                 line = bytes(self._buf[:MAX_LINE_BYTES])
                 del self._buf[:MAX_LINE_BYTES]
                 return line
