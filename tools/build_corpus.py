@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+
+from airmark.channel import BABBLE_TEXTS
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,16 +65,7 @@ INSTRUMENT_PATTERNS = {
 }
 
 TEXTS = {
-    "en": ["The weather this weekend looks mild, with some rain on Sunday afternoon.",
-           "Could you pass me the salt and the small bowl next to the bread, please?",
-           "I think the train leaves at seven, but we should check the timetable again.",
-           "She said the meeting was moved to Thursday because half the team is away.",
-           "Turn left after the bakery and the museum will be on your right.",
-           "We planted tomatoes and beans last spring, and the garden is full now.",
-           "The children built a tall tower out of wooden blocks before dinner.",
-           "Remember to water the plants and feed the cat while we are travelling.",
-           "The recipe needs two eggs, a cup of flour, and a little bit of butter.",
-           "There is a concert in the park tonight if it does not start raining."],
+    "en": list(BABBLE_TEXTS),  # the channel's babble sentences: one list of English lines
     "de": ["Am Wochenende soll es mild werden, am Sonntag vielleicht ein wenig Regen.",
            "Der Zug fährt um sieben Uhr, aber wir sollten den Fahrplan noch einmal prüfen.",
            "Die Kinder haben vor dem Abendessen einen hohen Turm aus Holzklötzen gebaut.",
