@@ -1,0 +1,101 @@
+"""Key files: generation, validation with one line per problem, CLI behaviour."""
+
+import json
+
+import numpy as np
+import pytest
+
+from airmark import cli, keys
+from airmark.errors import KeyFileError
+
+
+def write(tmp_path, record, name="k.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(record))
+    return str(p)
+
+
+def test_generate_is_reproducible_and_valid():
+    a, b = keys.generate(7), keys.generate(7)
+    assert a == b
+    assert keys.generate(8)["key_bits"] != a["key_bits"]
+    assert len(a["key_bits"]) == 125 and set(a["key_bits"]) <= {"0", "1"}
+    assert a["threshold"] == keys.DEFAULT_THRESHOLD
+    keys.validate(a)
+
+
+def test_key_search_beats_a_random_key():
+    """The chosen key leaks less steady/periodic host content than typical random keys."""
+    k = keys.generate(3)
+    s = np.array([-1 if c == "1" else 1 for c in k["key_bits"]])
+    q = keys.key_quality(s, k["pattern_blocks"], k["lag_periods"])
+    rng = np.random.default_rng(0)
+    rand = [keys.key_quality(1 - 2 * rng.integers(0, 2, 125), 8, 3) for _ in range(50)]
+    assert q < np.percentile(rand, 10)
+
+
+def test_save_load_roundtrip_and_no_overwrite(tmp_path):
+    k = keys.generate(1)
+    p = str(tmp_path / "key.json")
+    keys.save(k, p)
+    assert keys.load(p) == k
+    with pytest.raises(KeyFileError, match="already exists"):
+        keys.save(k, p)
+    keys.save(keys.generate(2), p, force=True)
+    assert keys.load(p)["key_id"] == keys.generate(2)["key_id"]
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda r: r.update(version=2), "unknown key version 2"),
+    (lambda r: r.update(threshold=7.0), "bad checksum"),
+    (lambda r: r.pop("noise_seed"), "missing field 'noise_seed'"),
+    (lambda r: r.update(block_samples=100), "block_samples=100 out of range"),
+    (lambda r: r.update(key_bits="01x1" * 10), "key_bits must be a string of '0' and '1'"),
+    (lambda r: r.update(band_hz=[7000, 500]), "band_hz"),
+    (lambda r: r.update(sample_rate_hz=44100), "sample_rate_hz=44100 out of range"),
+])
+def test_each_problem_is_named(tmp_path, mutate, expect):
+    r = keys.generate(1)
+    mutate(r)
+    with pytest.raises(KeyFileError) as err:
+        keys.load(write(tmp_path, r))
+    assert any(expect in line for line in err.value.problems), err.value.problems
+
+
+def test_not_json_and_missing_file(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text("{not json")
+    with pytest.raises(KeyFileError, match="not valid JSON"):
+        keys.load(str(p))
+    with pytest.raises(KeyFileError, match="no such file"):
+        keys.load(str(tmp_path / "nope.json"))
+
+
+def test_cli_one_line_per_problem_exit_2(tmp_path, capsys):
+    r = keys.generate(1)
+    r["version"] = 9
+    r.pop("threshold")
+    path = write(tmp_path, r)
+    rc = cli.main(["detect", "x.wav", "--key", path])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert any("unknown key version 9" in ln for ln in err)
+    assert any("missing field 'threshold'" in ln for ln in err)
+    assert all(ln.startswith("airmark: ") for ln in err) and len(err) >= 2
+    assert "Traceback" not in "".join(err)
+
+
+def test_cli_keygen_refuses_overwrite(tmp_path, capsys):
+    p = str(tmp_path / "k.json")
+    assert cli.main(["keygen", p, "--seed", "5"]) == 0
+    assert cli.main(["keygen", p, "--seed", "6"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["keygen", p, "--seed", "6", "--force", "--json"]) == 0
+    assert keys.load(p)["key_id"] == keys.generate(6)["key_id"]
+
+
+def test_firmware_module_text_round_trips():
+    k = keys.generate(4)
+    ns = {}
+    exec(keys.firmware_module_text(k), ns)
+    assert ns["KEY"] == k
