@@ -36,6 +36,7 @@ test: deps
 
 bench: deps
 	$(PY) tools/bench.py
+	$(PY) tools/bench_host.py
 	micropython tools/bench_viper.py
 
 corpus: deps

@@ -217,3 +217,30 @@ def test_viper_top16_and_dense_capture(mp):
     assert r.returncode == 0 and "FAIL" not in r.stdout, r.stdout + r.stderr
     assert "PASS MP top16 allocates nothing" in r.stdout
     assert "PASS MP dense capture allocates nothing" in r.stdout
+
+
+def test_replay_real_detector_micropython_equals_cpython(mp):
+    """`airmark detect --micropython` with the real detector under real MicroPython (viper
+    kernels, no ulab) reports the same detections, to the sample and the 1/256 score, as the
+    same core under CPython+numpy; and nothing on the unmarked copy."""
+    import json
+
+    from airmark import detect
+
+    golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+    key = json.load(open(os.path.join(golden, "key.json")))
+    import soundfile as sf
+
+    x, fs = sf.read(os.path.join(golden, "input.wav"), dtype="int16")
+    assert fs == 16000
+    # the golden input twice with silence between: two marks, two events
+    x2 = np.concatenate([x, np.zeros(16000, dtype=np.int16), x])
+    py = detect.detect_samples(x2, key)
+    res, lines = detect.detect_file_micropython(x2, key, mp)
+    assert lines[0]["event"] == "hello" and lines[0]["runtime"] == "micropython"
+    assert len(py.events) == 2, py.events
+    assert res.events == py.events
+    quiet = np.zeros_like(x2)
+    quiet[::7] = 3           # a non-silent but unmarked input
+    res0, _ = detect.detect_file_micropython(quiet, key, mp)
+    assert res0.events == [] and detect.detect_samples(quiet, key).events == []

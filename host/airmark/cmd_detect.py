@@ -14,7 +14,7 @@ from .progress import progress_bar
 @click.option("--key", "keyfile", required=True, type=click.Path(dir_okay=False), help="Key file.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--micropython", "micropython", default=None, metavar="BIN",
-              help="Run the board's replay loop under this MicroPython (with ulab) instead of CPython.")
+              help="Run the board's replay loop under this MicroPython (viper kernels, or ulab) instead of CPython.")
 def command(infile, keyfile, as_json, micropython):
     """Detect the watermark in IN as the board would (16 kHz mono int16).
 

@@ -94,7 +94,7 @@ def replay_script():
 
 
 def detect_file_micropython(samples, key, micropython, *, timeout_s=3600):
-    """Run the board's replay loop under `micropython` (a MicroPython binary with ulab).
+    """Run the board's replay loop under `micropython` (viper kernels, or ulab where viper is absent).
 
     Returns (DetectResult without per-hop scores, list of the board's JSON lines).
     """

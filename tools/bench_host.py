@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Host speed in x real time: embed, detect under CPython, detect under MicroPython.
+
+    python tools/bench_host.py [--seconds S] [--micropython BIN] [--json]
+
+All three are timed in one run on the same machine, best of 3 (other processes
+only ever slow a run down):
+
+- embed: `embed.embed_file` on S seconds of 44.1 kHz stereo PCM_16 (read, mark,
+  limit, write, sidecar), CPU and wall time;
+- detect (CPython): `detect.detect_samples`, the shared core's array-ops path,
+  on S seconds of 16 kHz int16;
+- detect (MicroPython): `detect.detect_file_micropython`, the board's replay loop
+  with the viper kernels, wall time including interpreter start, the WAV write and
+  JSON parsing (`airmark detect --micropython BIN`).
+
+The issue's targets: embed >= 100x, detect >= 300x real time on one core.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from airmark import detect, embed, keys
+
+
+def best_of(fn, runs=3):
+    walls, cpus = [], []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
+
+
+def bench(seconds, micropython):
+    import soundfile as sf
+    key = keys.generate(seed=1)
+    rng = np.random.default_rng(0)
+    out = {"seconds": seconds}
+    with tempfile.TemporaryDirectory(prefix="airmark-bench-") as tmp:
+        fs = 44100
+        n = int(seconds * fs)
+        t = np.arange(n) / fs
+        x = 0.2 * np.sin(2 * np.pi * 440 * t)[:, None] + 0.05 * rng.standard_normal((n, 2))
+        src = os.path.join(tmp, "in.wav")
+        sf.write(src, x.astype(np.float32), fs, subtype="PCM_16")
+        wall, cpu = best_of(lambda: embed.embed_file(src, os.path.join(tmp, "out.wav"), key,
+                                                     overwrite=True))
+        out["embed"] = {"x_realtime": round(seconds / wall, 1),
+                        "x_realtime_cpu": round(seconds / cpu, 1)}
+    x16 = (rng.standard_normal(int(seconds * 16000)) * 3000).astype(np.int16)
+    wall, cpu = best_of(lambda: detect.detect_samples(x16, key))
+    out["detect_cpython"] = {"x_realtime": round(seconds / wall, 1),
+                             "x_realtime_cpu": round(seconds / cpu, 1)}
+    if micropython:
+        wall, _ = best_of(lambda: detect.detect_file_micropython(x16, key, micropython))
+        out["detect_micropython"] = {"x_realtime": round(seconds / wall, 1),
+                                     "binary": os.path.basename(micropython)}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--micropython", default=shutil.which("micropython"),
+                    help="MicroPython binary (default: `micropython` on PATH; '' skips)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.seconds < 5:
+        ap.error("--seconds must be at least 5")
+    r = bench(args.seconds, args.micropython or None)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print("host speed over %.0f s of audio (best of 3), x real time" % r["seconds"])
+    print("  embed 44.1 kHz stereo     %7.1f wall  %7.1f cpu   (target >= 100)"
+          % (r["embed"]["x_realtime"], r["embed"]["x_realtime_cpu"]))
+    print("  detect, CPython + numpy   %7.1f wall  %7.1f cpu   (target >= 300)"
+          % (r["detect_cpython"]["x_realtime"], r["detect_cpython"]["x_realtime_cpu"]))
+    if "detect_micropython" in r:
+        print("  detect, --micropython     %7.1f wall               (target >= 300)"
+              % r["detect_micropython"]["x_realtime"])
+    else:
+        print("  detect, --micropython     skipped (no micropython binary)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
