@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Where the over-the-air score goes: the received mark, host and noise taken apart.
+
+    python tools/ota_study.py --corpus corpus [--clips 8] [--preset living-room-6m] [--json]
+
+The channel is linear apart from the loudspeaker's soft clip, so each clip is sent
+through the preset twice without noise (marked and unmarked, same seed) and once
+unmarked with noise. That gives, at the microphone, the received mark w, the host h
+and the noise n separately, and any mix h + g*w + a*n can be scored without
+re-simulating:
+
+1. the product detector (firmware/airmark_detector.py, integer, through
+   airmark.detect) at the default strength, at +4 dB more (g = 1.58, the highest
+   strength with ViSQOL >= 4.6), without noise and with the preset's noise;
+2. a float *study model* of the same statistic (block correlation at the pattern
+   lags, D, key matched filter, self-normalised) with other features: the product's
+   time-domain sign of x[n]-x[n-2], and per-bin phase (PHAT) and 1-bit Re/Im of a
+   256-point STFT. The model is not the product detector (no drift hypotheses, float);
+   it answers "would other features help, and where".
+
+Score = the highest statistic within 0.1 s before to 0.3 s after the mark's end.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from airmark import channel, detect, embed, keys
+from airmark.progress import progress_bar
+
+FS = 16000
+N = 256
+H = 128
+MARK_START_S = 4.0
+
+
+def clip_paths(corpus, per_category):
+    man = json.load(open(os.path.join(corpus, "manifest.json")))
+    by_cat = {}
+    for c in man["clips"]:
+        by_cat.setdefault(c["category"], []).append(os.path.join(corpus, c["file"]))
+    return [(cat, i, p) for cat in sorted(by_cat) for i, p in enumerate(by_cat[cat][:per_category])]
+
+
+def parts(path, key, preset, seed, cache_dir):
+    import soundfile as sf
+    x, sr = sf.read(path)
+    y, _ = embed.embed_array(x, sr, key, start_s=MARK_START_S, duration_s=2.0)
+    quiet = channel.ChannelConfig.from_preset(preset, noise=None)
+    noisy = channel.ChannelConfig.from_preset(preset)
+    a, info = channel.simulate(y, sr, quiet, seed=seed, cache_dir=cache_dir)
+    b, _ = channel.simulate(x, sr, quiet, seed=seed, cache_dir=cache_dir)
+    c, _ = channel.simulate(x, sr, noisy, seed=seed, cache_dir=cache_dir)
+    a, b, c = (v.astype(np.float64) for v in (a, b, c))
+    end_s = (MARK_START_S + 2.0) * (1 + noisy.drift_ppm * 1e-6) + info["delay_s"]
+    return a - b, b, c - b, end_s
+
+
+def product_score(y, key, end_s):
+    r = detect.detect_samples(np.clip(np.round(y), -32768, 32767).astype(np.int16), key)
+    i0, i1 = int((end_s - 0.1) / r.hop_s), int((end_s + 0.3) / r.hop_s)
+    return float(r.scores[i0:i1].max())
+
+
+# ---------------------------------------------------------------- float study model
+
+def _signs(key):
+    return np.array([1 - 2 * int(b) for b in key["key_bits"]], dtype=np.float64)
+
+
+def model_score(x, key, feature, end_s, lag_periods=3):
+    s = _signs(key)
+    pb = int(key["pattern_blocks"])
+    best = -np.inf
+    for shift in (0, H // 2):
+        v = x[shift:]
+        corr = {}
+        if feature == "td-sign":
+            f = np.zeros(len(v))
+            f[2:] = np.where(v[2:] >= v[:-2], 1.0, -1.0)
+            nh = len(v) // H
+            for j in range(1, lag_periods + 1):
+                lag = j * pb * N
+                p = np.zeros(len(f))
+                p[lag:] = f[lag:] * f[:-lag]
+                corr[j] = p[:nh * H].reshape(nh, H).sum(1)
+        else:
+            n = (len(v) - N) // H + 1
+            idx = np.arange(N)[None, :] + H * np.arange(n)[:, None]
+            spec = np.fft.rfft(v[idx] * np.hanning(N), axis=1)
+            f_hz = np.fft.rfftfreq(N, 1 / FS)
+            spec = spec[:, (f_hz >= 500) & (f_hz <= 6000)]
+            if feature == "stft-phat":
+                spec = spec / (np.abs(spec) + 1e-9)
+            else:  # stft-1bit
+                spec = np.sign(spec.real) + 1j * np.sign(spec.imag)
+            for j in range(1, lag_periods + 1):
+                lag = j * pb * N // H
+                c = np.zeros(n)
+                c[lag:] = (spec[lag:] * np.conj(spec[:-lag])).real.sum(1)
+                corr[j] = c
+        num = den = 0.0
+        for j in range(1, lag_periods + 1):
+            c = corr[j]
+            blk = c.copy()
+            blk[1:] += c[:-1]
+            d = np.zeros_like(blk)
+            d[2:] = blk[2:] - blk[:-2]
+            m = s[j * pb:] * s[:-j * pb]
+            nm = np.zeros(len(d))
+            dn = np.zeros(len(d))
+            for i in range(len(m)):
+                off = (len(m) - 1 - i) * 2
+                nm[off:] += m[i] * d[:len(d) - off]
+                dn[off:] += d[:len(d) - off] ** 2
+            num, den = num + nm, den + dn
+        score = num / np.sqrt(den + 1e-12)
+        t = (np.arange(len(score)) + 1) * H / FS + shift / FS
+        sel = (t >= end_s - 0.1) & (t <= end_s + 0.3)
+        best = max(best, float(score[sel].max()))
+    return best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--clips", type=int, default=8, help="clips per category")
+    ap.add_argument("--preset", default="living-room-6m")
+    ap.add_argument("--key", help="key file (default: keys.generate(seed=5))")
+    ap.add_argument("--no-model", action="store_true", help="skip the float study model")
+    ap.add_argument("--cache-dir", default=os.environ.get("AIRMARK_CACHE_DIR", "cache"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    key = keys.load(args.key) if args.key else keys.generate(seed=5)
+    thr = float(key["threshold"])
+    g8 = 10 ** (4 / 20)
+    cases = [("product", "default strength, no noise", 1.0, 0.0),
+             ("product", "default strength, noise", 1.0, 1.0),
+             ("product", "+4 dB strength, noise", g8, 1.0)]
+    if not args.no_model:
+        for feat in ("td-sign", "stft-phat", "stft-1bit"):
+            cases.append((feat, "default strength, no noise", 1.0, 0.0))
+            cases.append((feat, "default strength, noise", 1.0, 1.0))
+    clips = clip_paths(args.corpus, args.clips)
+    rows = {i: [] for i in range(len(cases))}
+    nulls = []
+    with progress_bar("ota study", disable=args.json) as update:
+        for k, (cat, i, path) in enumerate(clips):
+            w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir)
+            for ci, (feat, _, g, a) in enumerate(cases):
+                y = h + g * w + a * n
+                v = product_score(y, key, end_s) if feat == "product" else \
+                    model_score(y, key, feat, end_s, int(key.get("lag_periods", 3)))
+                rows[ci].append({"category": cat, "clip": i, "score": round(v, 3)})
+            r0 = detect.detect_samples(np.clip(np.round(h + n), -32768, 32767).astype(np.int16), key)
+            nulls.append(float(r0.scores.max()))
+            update(k + 1, len(clips))
+    summary = []
+    for ci, (feat, cond, g, a) in enumerate(cases):
+        v = np.array([r["score"] for r in rows[ci]])
+        summary.append({"detector": feat, "condition": cond, "median": round(float(np.median(v)), 2),
+                        "detected": int((v >= thr).sum()) if feat == "product" else None,
+                        "clips": len(v)})
+    out = {"preset": args.preset, "threshold": thr, "cases": summary,
+           "unmarked_max": round(max(nulls), 2), "per_clip": {str(k): v for k, v in rows.items()}}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print("preset %s, %d clips, threshold %.2f; unmarked (with noise) max %.2f"
+          % (args.preset, len(clips), thr, out["unmarked_max"]))
+    print("%-10s %-28s %7s %9s" % ("detector", "condition", "median", "detected"))
+    for s in summary:
+        det = "%d/%d" % (s["detected"], s["clips"]) if s["detected"] is not None else "-"
+        print("%-10s %-28s %7.2f %9s" % (s["detector"], s["condition"], s["median"], det))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
