@@ -59,6 +59,22 @@ def parts(path, key, preset, seed, cache_dir):
     return a - b, b, c - b, end_s
 
 
+BAND_EDGES_HZ = [500, 1000, 2000, 3000, 4000, 6000]
+
+
+def band_wnr_db(mark, rest, end_s):
+    """Mark-to-rest power ratio per band over the 2 s mark, dB."""
+    i1 = int(end_s * FS)
+    i0 = i1 - 2 * FS
+    def bands(v):
+        seg = v[i0:i1][:(i1 - i0) // N * N].reshape(-1, N) * np.hanning(N)
+        p = np.abs(np.fft.rfft(seg, axis=1)) ** 2
+        f = np.fft.rfftfreq(N, 1 / FS)
+        return np.array([p[:, (f >= a) & (f < b)].sum() for a, b in
+                         zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])])
+    return 10 * np.log10(bands(mark) / np.maximum(bands(rest), 1e-12))
+
+
 def product_score(y, key, end_s):
     r = detect.detect_samples(np.clip(np.round(y), -32768, 32767).astype(np.int16), key)
     i0, i1 = int((end_s - 0.1) / r.hop_s), int((end_s + 0.3) / r.hop_s)
@@ -137,21 +153,25 @@ def main(argv=None):
     key = keys.load(args.key) if args.key else keys.generate(seed=5)
     thr = float(key["threshold"])
     g8 = 10 ** (4 / 20)
-    cases = [("product", "default strength, no noise", 1.0, 0.0),
-             ("product", "default strength, noise", 1.0, 1.0),
-             ("product", "+4 dB strength, noise", g8, 1.0)]
+    # (detector, condition, host gain, mark gain, noise gain)
+    cases = [("product", "default strength, no noise", 1.0, 1.0, 0.0),
+             ("product", "default strength, noise", 1.0, 1.0, 1.0),
+             ("product", "+4 dB strength, noise", 1.0, g8, 1.0)]
     if not args.no_model:
+        cases.append(("stft-phat", "received mark alone", 0.0, 1.0, 0.0))
         for feat in ("td-sign", "stft-phat", "stft-1bit"):
-            cases.append((feat, "default strength, no noise", 1.0, 0.0))
-            cases.append((feat, "default strength, noise", 1.0, 1.0))
+            cases.append((feat, "default strength, no noise", 1.0, 1.0, 0.0))
+            cases.append((feat, "default strength, noise", 1.0, 1.0, 1.0))
     clips = clip_paths(args.corpus, args.clips)
     rows = {i: [] for i in range(len(cases))}
     nulls = []
+    wnr = []
     with progress_bar("ota study", disable=args.json) as update:
         for k, (cat, i, path) in enumerate(clips):
             w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir)
-            for ci, (feat, _, g, a) in enumerate(cases):
-                y = h + g * w + a * n
+            wnr.append(band_wnr_db(w, h + n, end_s))
+            for ci, (feat, _, e, g, a) in enumerate(cases):
+                y = e * h + g * w + a * n
                 v = product_score(y, key, end_s) if feat == "product" else \
                     model_score(y, key, feat, end_s, int(key.get("lag_periods", 3)))
                 rows[ci].append({"category": cat, "clip": i, "score": round(v, 3)})
@@ -159,18 +179,23 @@ def main(argv=None):
             nulls.append(float(r0.scores.max()))
             update(k + 1, len(clips))
     summary = []
-    for ci, (feat, cond, g, a) in enumerate(cases):
+    for ci, (feat, cond, _, g, a) in enumerate(cases):
         v = np.array([r["score"] for r in rows[ci]])
         summary.append({"detector": feat, "condition": cond, "median": round(float(np.median(v)), 2),
                         "detected": int((v >= thr).sum()) if feat == "product" else None,
                         "clips": len(v)})
+    wnr_median = [round(float(v), 1) for v in np.median(np.array(wnr), axis=0)]
     out = {"preset": args.preset, "threshold": thr, "cases": summary,
+           "band_edges_hz": BAND_EDGES_HZ, "mark_to_rest_db": wnr_median,
            "unmarked_max": round(max(nulls), 2), "per_clip": {str(k): v for k, v in rows.items()}}
     if args.json:
         print(json.dumps(out))
         return 0
     print("preset %s, %d clips, threshold %.2f; unmarked (with noise) max %.2f"
           % (args.preset, len(clips), thr, out["unmarked_max"]))
+    print("received mark / (host + noise) during the mark, median dB per band: "
+          + ", ".join("%d-%d Hz %.1f" % (a, b, v) for a, b, v in
+                      zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], wnr_median)))
     print("%-10s %-28s %7s %9s" % ("detector", "condition", "median", "detected"))
     for s in summary:
         det = "%d/%d" % (s["detected"], s["clips"]) if s["detected"] is not None else "-"
