@@ -1,0 +1,64 @@
+"""tools/ota_study.py (the over-the-air decomposition) and tools/bench_host.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from airmark import channel, embed, keys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import ota_study  # noqa: E402
+from demo import demo_music  # noqa: E402
+
+
+def test_decomposition_adds_up_and_the_mark_alone_is_coherent(tmp_path):
+    """The study's premise: mark + host + noise at the mic == the noisy marked channel output
+    (the chain is linear but for the loudspeaker's soft clip and rounding), and the received
+    mark alone keeps its self-correlation through the 6.1 m room."""
+    key = keys.generate(seed=5)
+    x = demo_music(10.0, 4)[:, 0] * 0.5
+    path = tmp_path / "clip.wav"
+    sf.write(str(path), x, 44100, subtype="FLOAT")
+    w, h, n, end_s = ota_study.parts(str(path), key, "living-room-6m", 0, str(tmp_path / "cache"))
+    y, _ = embed.embed_array(x, 44100, key, start_s=ota_study.MARK_START_S, duration_s=2.0)
+    full, _ = channel.simulate(y, 44100, channel.ChannelConfig.from_preset("living-room-6m"),
+                               seed=0, cache_dir=str(tmp_path / "cache"))
+    err = full.astype(np.float64) - (w + h + n)
+    assert np.sqrt(np.mean(err ** 2)) < 0.01 * np.sqrt(np.mean(full.astype(np.float64) ** 2))
+    assert np.sqrt(np.mean(w ** 2)) > 0          # there is a received mark
+    alone = ota_study.model_score(w, key, "stft-phat", end_s)
+    before = ota_study.model_score(w, key, "stft-phat", end_s - 3.0)   # no mark has ended there
+    assert alone > 6.0 and alone > 2 * before, (alone, before)
+    assert 5.0 < end_s < 7.0
+
+
+def test_study_cli_json_on_a_tiny_corpus(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "music").mkdir(parents=True)
+    sf.write(str(corpus / "music" / "m0.wav"), demo_music(10.0, 6) * 0.5, 44100, subtype="PCM_16")
+    (corpus / "manifest.json").write_text(json.dumps(
+        {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus",
+                        str(corpus), "--clips", "1", "--no-model", "--json", "--cache-dir",
+                        str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [c["detector"] for c in out["cases"]] == ["product"] * 3
+    assert all(c["clips"] == 1 for c in out["cases"])
+    assert len(out["mark_to_rest_db"]) == len(out["band_edges_hz"]) - 1
+    assert all(-60 < v < 20 for v in out["mark_to_rest_db"])
+
+
+def test_bench_host_reports_all_three(tmp_path):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_host.py"), "--seconds",
+                        "5", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for k in ("embed", "detect_cpython", "detect_micropython"):
+        assert out[k]["x_realtime"] > 1, out
