@@ -22,7 +22,7 @@ def test_decomposition_adds_up_and_the_mark_alone_is_coherent(tmp_path):
     (the chain is linear but for the loudspeaker's soft clip and rounding), and the received
     mark alone keeps its self-correlation through the 6.1 m room."""
     key = keys.generate(seed=5)
-    x = demo_music(10.0, 4)[:, 0] * 0.5
+    x = demo_music(10.0, 4)[:, 0] * 0.3  # below the loudspeaker's soft-clip knee
     path = tmp_path / "clip.wav"
     sf.write(str(path), x, 44100, subtype="FLOAT")
     w, h, n, end_s = ota_study.parts(str(path), key, "living-room-6m", 0, str(tmp_path / "cache"))
@@ -53,6 +53,34 @@ def test_study_cli_json_on_a_tiny_corpus(tmp_path):
     assert all(c["clips"] == 1 for c in out["cases"])
     assert len(out["mark_to_rest_db"]) == len(out["band_edges_hz"]) - 1
     assert all(-60 < v < 20 for v in out["mark_to_rest_db"])
+    assert len(out["host_to_noise_db"]) == len(out["mark_to_rest_db"])
+
+
+def test_study_run_key_and_feature_options(tmp_path):
+    key = keys.generate(seed=5)
+    rk = ota_study.run_key(key, 4)
+    keys.validate(rk)
+    bits = rk["key_bits"]
+    assert len(bits) == len(key["key_bits"])
+    assert all(bits[i] == bits[i - i % 4] for i in range(len(bits)))
+    assert bits[::4] == key["key_bits"][:len(bits[::4])]
+    corpus = tmp_path / "corpus"
+    (corpus / "music").mkdir(parents=True)
+    sf.write(str(corpus / "music" / "m0.wav"), demo_music(10.0, 6) * 0.5, 44100, subtype="PCM_16")
+    (corpus / "manifest.json").write_text(json.dumps(
+        {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
+    base = [sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus", str(corpus),
+            "--clips", "1", "--json", "--cache-dir", str(tmp_path / "cache")]
+    r = subprocess.run(base + ["--run-blocks", "4", "--features", "td-sign3"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {c["detector"] for c in out["cases"]} == {"stft-phat", "td-sign3"}
+    assert [c["condition"] for c in out["cases"] if c["detector"] == "td-sign3"] == [
+        "default strength, no noise", "default strength, noise", "unmarked, noise"]
+    bad = subprocess.run(base + ["--features", "td-signX"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and "unknown feature" in bad.stderr
 
 
 def test_bench_host_reports_all_three(tmp_path):

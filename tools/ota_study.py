@@ -10,8 +10,8 @@ and the noise n separately, and any mix h + g*w + a*n can be scored without
 re-simulating:
 
 1. the product detector (firmware/airmark_detector.py, integer, through
-   airmark.detect) at the default strength, at +4 dB more (g = 1.58, the highest
-   strength with ViSQOL >= 4.6), without noise and with the preset's noise;
+   airmark.detect) at the default strength and at +4 dB more (g = 1.58), without
+   noise and with the preset's noise;
 2. a float *study model* of the same statistic (block correlation at the pattern
    lags, D, key matched filter, self-normalised) with other features: the product's
    time-domain sign of x[n]-x[n-2], and per-bin phase (PHAT) and 1-bit Re/Im of a
@@ -55,15 +55,22 @@ def parts(path, key, preset, seed, cache_dir):
     b, _ = channel.simulate(x, sr, quiet, seed=seed, cache_dir=cache_dir)
     c, _ = channel.simulate(x, sr, noisy, seed=seed, cache_dir=cache_dir)
     a, b, c = (v.astype(np.float64) for v in (a, b, c))
+    # The channel sets the playback level from each input's RMS, so the marked run plays
+    # its host a little softer than the unmarked run; the gain ratio comes from the audio
+    # before the mark, where both inputs are the same. The noise is set from the received
+    # power above 100 Hz, which the mark (strongest at low frequencies) changes a little.
+    pre = slice(int(0.5 * FS), int(MARK_START_S * FS))
+    s = float(np.dot(a[pre], b[pre]) / max(np.dot(b[pre], b[pre]), 1e-12))
+    k = np.sqrt(channel.band_power(a, FS) / max(channel.band_power(b, FS), 1e-12))
     end_s = (MARK_START_S + 2.0) * (1 + noisy.drift_ppm * 1e-6) + info["delay_s"]
-    return a - b, b, c - b, end_s
+    return a - s * b, s * b, k * (c - b), end_s
 
 
-BAND_EDGES_HZ = [500, 1000, 2000, 3000, 4000, 6000]
+BAND_EDGES_HZ = [125, 250, 500, 1000, 2000, 3000, 4000, 6000]
 
 
 def band_wnr_db(mark, rest, end_s):
-    """Mark-to-rest power ratio per band over the 2 s mark, dB."""
+    """Power ratio of `mark` to `rest` per band over the 2 s mark, dB."""
     i1 = int(end_s * FS)
     i0 = i1 - 2 * FS
     def bands(v):
@@ -87,16 +94,30 @@ def _signs(key):
     return np.array([1 - 2 * int(b) for b in key["key_bits"]], dtype=np.float64)
 
 
-def model_score(x, key, feature, end_s, lag_periods=3):
+def run_key(key, run_blocks):
+    """Copy of `key` whose inversion bits come in runs of `run_blocks` blocks (the study's
+    slower key modulation; the product keys have runs of 1)."""
+    from airmark import fw
+    bits = key["key_bits"]
+    out = dict(key, key_bits="".join(bits[(i // run_blocks) % len(bits)] for i in range(len(bits))))
+    out["checksum"] = fw.module("airmark_key").checksum(out)
+    return out
+
+
+def model_score(x, key, feature, end_s, lag_periods=3, run_blocks=1):
+    """Study statistic at the mark's end. feature: "td-sign" (sign of x[n] - x[n-2]),
+    "td-signK" (x[n] - x[n-K]), "stft-phat" or "stft-1bit". The block difference D is taken
+    `run_blocks` blocks apart, to match a run key (run_key)."""
     s = _signs(key)
     pb = int(key["pattern_blocks"])
     best = -np.inf
     for shift in (0, H // 2):
         v = x[shift:]
         corr = {}
-        if feature == "td-sign":
+        if feature.startswith("td-sign"):
+            k = int(feature[7:] or 2)
             f = np.zeros(len(v))
-            f[2:] = np.where(v[2:] >= v[:-2], 1.0, -1.0)
+            f[k:] = np.where(v[k:] >= v[:-k], 1.0, -1.0)
             nh = len(v) // H
             for j in range(1, lag_periods + 1):
                 lag = j * pb * N
@@ -108,7 +129,8 @@ def model_score(x, key, feature, end_s, lag_periods=3):
             idx = np.arange(N)[None, :] + H * np.arange(n)[:, None]
             spec = np.fft.rfft(v[idx] * np.hanning(N), axis=1)
             f_hz = np.fft.rfftfreq(N, 1 / FS)
-            spec = spec[:, (f_hz >= 500) & (f_hz <= 6000)]
+            lo, hi = key["band_hz"]
+            spec = spec[:, (f_hz >= lo) & (f_hz <= hi)]
             if feature == "stft-phat":
                 spec = spec / (np.abs(spec) + 1e-9)
             else:  # stft-1bit
@@ -124,7 +146,8 @@ def model_score(x, key, feature, end_s, lag_periods=3):
             blk = c.copy()
             blk[1:] += c[:-1]
             d = np.zeros_like(blk)
-            d[2:] = blk[2:] - blk[:-2]
+            r2 = 2 * run_blocks
+            d[r2:] = blk[r2:] - blk[:-r2]
             m = s[j * pb:] * s[:-j * pb]
             nm = np.zeros(len(d))
             dn = np.zeros(len(d))
@@ -148,32 +171,55 @@ def main(argv=None):
     ap.add_argument("--key", help="key file (default: keys.generate(seed=5))")
     ap.add_argument("--no-model", action="store_true", help="skip the float study model")
     ap.add_argument("--cache-dir", default=os.environ.get("AIRMARK_CACHE_DIR", "cache"))
+    ap.add_argument("--features", default="td-sign,stft-phat,stft-1bit",
+                    help="study-model features, comma-separated (td-sign, td-signK, stft-phat, "
+                         "stft-1bit)")
+    ap.add_argument("--run-blocks", type=int, default=1,
+                    help="embed with the key's bits in runs of this many blocks (study model "
+                         "only: the product detector expects runs of 1)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     key = keys.load(args.key) if args.key else keys.generate(seed=5)
+    if args.run_blocks < 1:
+        ap.error("--run-blocks must be >= 1")
+    if args.run_blocks > 1:
+        key = run_key(key, args.run_blocks)
+    features = [f for f in args.features.split(",") if f]
+    for f in features:
+        if not (f in ("stft-phat", "stft-1bit") or
+                (f.startswith("td-sign") and (f[7:] == "" or f[7:].isdigit() and int(f[7:]) > 0))):
+            ap.error("unknown feature %r" % f)
     thr = float(key["threshold"])
     g8 = 10 ** (4 / 20)
     # (detector, condition, host gain, mark gain, noise gain)
-    cases = [("product", "default strength, no noise", 1.0, 1.0, 0.0),
-             ("product", "default strength, noise", 1.0, 1.0, 1.0),
-             ("product", "+4 dB strength, noise", 1.0, g8, 1.0)]
+    cases = []
+    if args.run_blocks == 1:
+        cases += [("product", "default strength, no noise", 1.0, 1.0, 0.0),
+                  ("product", "default strength, noise", 1.0, 1.0, 1.0),
+                  ("product", "+4 dB strength, noise", 1.0, g8, 1.0)]
     if not args.no_model:
         cases.append(("stft-phat", "received mark alone", 0.0, 1.0, 0.0))
-        for feat in ("td-sign", "stft-phat", "stft-1bit"):
+        for feat in features:
             cases.append((feat, "default strength, no noise", 1.0, 1.0, 0.0))
             cases.append((feat, "default strength, noise", 1.0, 1.0, 1.0))
+            cases.append((feat, "unmarked, noise", 1.0, 0.0, 1.0))
+    if not cases:
+        ap.error("nothing to score: --run-blocks > 1 needs the study model")
     clips = clip_paths(args.corpus, args.clips)
     rows = {i: [] for i in range(len(cases))}
     nulls = []
     wnr = []
+    hnr = []
     with progress_bar("ota study", disable=args.json) as update:
         for k, (cat, i, path) in enumerate(clips):
             w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir)
             wnr.append(band_wnr_db(w, h + n, end_s))
+            hnr.append(band_wnr_db(h, n, end_s))
             for ci, (feat, _, e, g, a) in enumerate(cases):
                 y = e * h + g * w + a * n
                 v = product_score(y, key, end_s) if feat == "product" else \
-                    model_score(y, key, feat, end_s, int(key.get("lag_periods", 3)))
+                    model_score(y, key, feat, end_s, int(key.get("lag_periods", 3)),
+                                args.run_blocks)
                 rows[ci].append({"category": cat, "clip": i, "score": round(v, 3)})
             r0 = detect.detect_samples(np.clip(np.round(h + n), -32768, 32767).astype(np.int16), key)
             nulls.append(float(r0.scores.max()))
@@ -182,11 +228,13 @@ def main(argv=None):
     for ci, (feat, cond, _, g, a) in enumerate(cases):
         v = np.array([r["score"] for r in rows[ci]])
         summary.append({"detector": feat, "condition": cond, "median": round(float(np.median(v)), 2),
-                        "detected": int((v >= thr).sum()) if feat == "product" else None,
+                        "detected": int((v >= thr).sum()),
                         "clips": len(v)})
     wnr_median = [round(float(v), 1) for v in np.median(np.array(wnr), axis=0)]
+    hnr_median = [round(float(v), 1) for v in np.median(np.array(hnr), axis=0)]
     out = {"preset": args.preset, "threshold": thr, "cases": summary,
            "band_edges_hz": BAND_EDGES_HZ, "mark_to_rest_db": wnr_median,
+           "host_to_noise_db": hnr_median,
            "unmarked_max": round(max(nulls), 2), "per_clip": {str(k): v for k, v in rows.items()}}
     if args.json:
         print(json.dumps(out))
@@ -196,9 +244,12 @@ def main(argv=None):
     print("received mark / (host + noise) during the mark, median dB per band: "
           + ", ".join("%d-%d Hz %.1f" % (a, b, v) for a, b, v in
                       zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], wnr_median)))
+    print("received host / noise, median dB per band: "
+          + ", ".join("%d-%d Hz %.1f" % (a, b, v) for a, b, v in
+                      zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], hnr_median)))
     print("%-10s %-28s %7s %9s" % ("detector", "condition", "median", "detected"))
     for s in summary:
-        det = "%d/%d" % (s["detected"], s["clips"]) if s["detected"] is not None else "-"
+        det = "%d/%d" % (s["detected"], s["clips"])
         print("%-10s %-28s %7.2f %9s" % (s["detector"], s["condition"], s["median"], det))
     return 0
 

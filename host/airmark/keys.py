@@ -20,7 +20,7 @@ DEFAULTS = {
     "block_samples": 256,  # 16 ms blocks
     "pattern_blocks": 8,  # pattern period 128 ms
     "lag_periods": 3,  # compare with 1, 2 and 3 periods earlier
-    "band_hz": [500, 6000],
+    "band_hz": [150, 6000],  # low edge: the small-speaker corner; see docs/ALGORITHM.md
     "key_seconds": 2.0,  # one key spans a 2 s mark
 }
 # Set by tools/calibrate.py from unmarked audio (docs/ALGORITHM.md, "Threshold").
