@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from airmark import channel, detect, embed, keys
+from airmark import channel, detect, embed, fw, keys
 from airmark.progress import progress_bar
 
 FS = 16000
@@ -97,7 +97,6 @@ def _signs(key):
 def run_key(key, run_blocks):
     """Copy of `key` whose inversion bits come in runs of `run_blocks` blocks (the study's
     slower key modulation; the product keys have runs of 1)."""
-    from airmark import fw
     bits = key["key_bits"]
     out = dict(key, key_bits="".join(bits[(i // run_blocks) % len(bits)] for i in range(len(bits))))
     out["checksum"] = fw.module("airmark_key").checksum(out)
@@ -186,8 +185,8 @@ def main(argv=None):
         key = run_key(key, args.run_blocks)
     features = [f for f in args.features.split(",") if f]
     for f in features:
-        if not (f in ("stft-phat", "stft-1bit") or
-                (f.startswith("td-sign") and (f[7:] == "" or f[7:].isdigit() and int(f[7:]) > 0))):
+        lag = f[len("td-sign"):] if f.startswith("td-sign") else None
+        if f not in ("stft-phat", "stft-1bit") and not (lag == "" or lag and lag.isdigit() and int(lag) > 0):
             ap.error("unknown feature %r" % f)
     thr = float(key["threshold"])
     g8 = 10 ** (4 / 20)
