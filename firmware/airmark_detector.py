@@ -5,8 +5,9 @@ CPython+numpy (the host imports this very file). See docs/ALGORITHM.md for the m
 
 Data flow per hop of H = block_samples/2 int16 samples (16 kHz):
 
-  x (int16) -> feature f[n] = +1 if x[n] >= x[n-2] else -1       (int8, band 0..8 kHz
-               (sign of a 2-sample difference: kills DC, peaks at 4 kHz, ignores volume)
+  x (int16) -> feature f[n] = +1 if x[n] + x[n-1] >= x[n-8] + x[n-9] else -1      (int8)
+               (sign of a comb-filtered signal: kills DC, peaks at 1 kHz where the mark
+               stands best against room noise, ignores volume)
   -> c = sum over the hop of f[n] * f[n - lag]                   (int, |c| <= H)
      for every lag = j*P*N + o, j = 1..J periods, o = drift offsets in samples
   -> C = c(this hop) + c(previous hop)     block-long correlation  (|C| <= 2H)
@@ -47,6 +48,10 @@ try:
 except (ImportError, SyntaxError):
     _kernels = None
 
+# Features: the sign of y[n] = (x[n] + x[n-1]) - (x[n-8] + x[n-9]), i.e. x filtered by
+# (1 + z^-1)(1 - z^-8): zeros at 0, 2, 4, 6 and 8 kHz, peak near 1 kHz, -13 dB at 150 Hz.
+FEATURE_LAG = const(8)
+FEATURE_HIST = const(9)  # samples of history a hop's features need (FEATURE_LAG + 1)
 SUBBLOCKS = const(2)  # hops per block: a mark found within a quarter block of any offset
 DRIFT_PPM = (-300, -200, -100, 0, 100, 200, 300)  # clock drift hypotheses
 # Lag offsets are clamped to +-1 sample: exact up to +-1.5 samples of drift over the lag
@@ -171,7 +176,7 @@ class Detector:
         # Feature ring: int8 +/-1, mirrored (two copies) so every hop window is contiguous.
         ring = ((max(lags) + 2 * h) // h + 1) * h
         self._ring = ring
-        self._xa = _int16_array(h + 2)  # two samples of history + this hop
+        self._xa = _int16_array(FEATURE_HIST + h)  # history + this hop
         self._da = None
         if self.kernels is not None:
             # viper: bits, 32 per word (+1 word so a window at a bit offset can read past)
@@ -293,11 +298,14 @@ class Detector:
         """Write this hop's sign features into the mirrored ring at `w`."""
         h = self.hop_samples
         xa = self._xa
-        xa[0] = xa[h]
-        xa[1] = xa[h + 1]
+        for i in range(FEATURE_HIST):
+            xa[i] = xa[h + i]
         xb = self._x
-        xb[2:] = x
-        f = np.where(xb[2:] < xb[:h], self._minus, self._plus)
+        xb[FEATURE_HIST:] = x
+        # Pair sums in float: |x[n] + x[n-1]| < 2**16, exact in float32.
+        xf = np.array(xb, dtype=FLOAT)
+        pair = xf[1:] + xf[:-1]  # pair[k] = x[k+1] + x[k], k indexing xa
+        f = np.where(pair[FEATURE_LAG:] < pair[:h], self._minus, self._plus)
         self._feat[w:w + h] = f
         self._feat[w + self._ring:w + self._ring + h] = f
 

@@ -14,15 +14,20 @@ import micropython
 
 
 @micropython.viper
-def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
-    """Sign features as bits: bit n of the hop is 1 where x[n] < x[n-2] (feature -1).
+def features(x: ptr16, xa: ptr16, bits: ptr32, w: int, ring: int, h: int):
+    """Sign features as bits: bit n of the hop is 1 where x[n] + x[n-1] < x[n-8] + x[n-9]
+    (feature -1).
 
-    Bits are packed 32 per word, least significant first, at word w//32 and at its
-    mirror (w + ring)//32. hist[0], hist[1] hold the previous hop's last two samples
-    and are updated. Offset binary (^0x8000) makes unsigned int16 loads compare as signed.
+    xa holds 9 samples of history followed by room for the hop: the hop is copied in
+    after them, and the last 9 samples are moved to the front at the end. Bits are packed
+    32 per word, least significant first, at word w//32 and at its mirror (w + ring)//32.
+    Offset binary (^0x8000) makes the unsigned int16 loads compare as signed; the
+    offsets cancel between the two pair sums.
     """
-    p2 = hist[0] ^ 0x8000
-    p1 = hist[1] ^ 0x8000
+    i = 0
+    while i < h:
+        xa[9 + i] = x[i]
+        i += 1
     wi = w >> 5
     mi = (w + ring) >> 5
     n = 0
@@ -30,19 +35,21 @@ def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
         word = 0
         k = 0
         while k < 32:
-            cur = x[n + k] ^ 0x8000
-            if cur < p2:
+            j = n + k
+            now = (xa[j + 9] ^ 0x8000) + (xa[j + 8] ^ 0x8000)
+            old = (xa[j + 1] ^ 0x8000) + (xa[j] ^ 0x8000)
+            if now < old:
                 word |= 1 << k
-            p2 = p1
-            p1 = cur
             k += 1
         bits[wi] = word
         bits[mi] = word
         wi += 1
         mi += 1
         n += 32
-    hist[0] = x[h - 2]
-    hist[1] = x[h - 1]
+    i = 0
+    while i < 9:
+        xa[i] = xa[h + i]
+        i += 1
 
 
 @micropython.viper

@@ -81,13 +81,13 @@ def band_rms(x, lo=500, hi=6000):
 
 
 def embed_reference(host, key, start_s, whr_db, seed_offset=0):
-    """host + reference mark at `whr_db` (in band, relative to the host over the mark)."""
+    """host + reference mark at `whr_db` (in the key's band, relative to the host over the mark)."""
     n = key["block_samples"]
     k = len(key["key_bits"])
     start = int(start_s * FS)
     mark = reference_mark(key, k, seed_offset)
     seg = host[start:start + len(mark)]
-    g = band_rms(seg) * 10 ** (whr_db / 20)
+    g = band_rms(seg, *key["band_hz"]) * 10 ** (whr_db / 20)
     y = host.copy()
     y[start:start + len(mark)] += g * mark[:len(seg)]
     return y, (start / FS, (start + k * n) / FS)

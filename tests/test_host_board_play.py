@@ -116,7 +116,7 @@ def key_path(tmp_path_factory):
     return path
 
 
-def marked_file(key, n_marks, *, gap_s=4.0, lead_s=2.0, whr_db=-8.0, seed=3):
+def marked_file(key, n_marks, *, gap_s=4.0, lead_s=2.0, whr_db=-6.0, seed=3):
     """Music with `n_marks` 2 s reference marks; returns (float audio, segments)."""
     total = lead_s + n_marks * (2.0 + gap_s) + 1.0
     y = signals.music_like(total, seed=seed)

@@ -27,7 +27,7 @@ def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     key = sg.key_record(seed=2024, threshold=6.0)
     host = sg.music_like(5.0, seed=7)
-    y, _ = sg.embed_reference(host, key, 1.5, -9.0)
+    y, _ = sg.embed_reference(host, key, 1.5, -7.0)
     x = sg.to_int16(y, peak=0.4)
     core = fw.module("airmark_detector")
     det = core.Detector(key)
