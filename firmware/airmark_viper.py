@@ -14,42 +14,43 @@ import micropython
 
 
 @micropython.viper
-def features(x: ptr16, xa: ptr16, bits: ptr32, w: int, ring: int, h: int):
+def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
     """Sign features as bits: bit n of the hop is 1 where x[n] + x[n-1] < x[n-8] + x[n-9]
     (feature -1).
 
-    xa holds 9 samples of history followed by room for the hop: the hop is copied in
-    after them, and the last 9 samples are moved to the front at the end. Bits are packed
+    hist[0..8] hold the previous hop's last 9 samples and are updated. Bits are packed
     32 per word, least significant first, at word w//32 and at its mirror (w + ring)//32.
     Offset binary (^0x8000) makes the unsigned int16 loads compare as signed; the
     offsets cancel between the two pair sums.
     """
-    i = 0
-    while i < h:
-        xa[9 + i] = x[i]
-        i += 1
     wi = w >> 5
     mi = (w + ring) >> 5
-    n = 0
-    while n < h:
+    a1 = hist[8] ^ 0x8000  # x[n-1], carried from one sample to the next
+    b1 = hist[0] ^ 0x8000  # x[n-9]
+    j = 0
+    while j < h:
         word = 0
         k = 0
         while k < 32:
-            j = n + k
-            now = (xa[j + 9] ^ 0x8000) + (xa[j + 8] ^ 0x8000)
-            old = (xa[j + 1] ^ 0x8000) + (xa[j] ^ 0x8000)
-            if now < old:
+            a = x[j] ^ 0x8000  # x[n]
+            if j < 8:
+                b = hist[j + 1] ^ 0x8000  # x[n-8] from the previous hop
+            else:
+                b = x[j - 8] ^ 0x8000
+            if a + a1 < b + b1:
                 word |= 1 << k
+            a1 = a
+            b1 = b
+            j += 1
             k += 1
         bits[wi] = word
         bits[mi] = word
         wi += 1
         mi += 1
-        n += 32
-    i = 0
-    while i < 9:
-        xa[i] = xa[h + i]
-        i += 1
+    k = 0
+    while k < 9:
+        hist[k] = x[h - 9 + k]
+        k += 1
 
 
 @micropython.viper

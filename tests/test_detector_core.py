@@ -45,6 +45,29 @@ def test_shim_refuses_what_ulab_lacks():
 
 
 @pytest.mark.parametrize("which", ["numpy", "ulab"])
+def test_features_are_signs_of_the_comb_filter(which, key, core_numpy, core_ulab):
+    """f[n] = +1 where x[n] + x[n-1] >= x[n-8] + x[n-9] (zeros before the start), else -1,
+    across hop boundaries and at full scale (no int16 wrap in the pair sums)."""
+    core = core_numpy if which == "numpy" else core_ulab
+    rng = np.random.default_rng(5)
+    x = rng.integers(-32768, 32768, 6 * 128).astype(np.int16)
+    x[300:340] = 32767
+    x[340:380] = -32768  # full scale both ways; the flat runs give ties (+1)
+    xi = np.concatenate([np.zeros(9, dtype=np.int64), x.astype(np.int64)])
+    y = xi[9:] + xi[8:-1] - xi[1:-8] - xi[:-9]
+    want = np.where(y < 0, -1, 1)
+    assert (y == 0).sum() >= 10 and (want == -1).sum() > 100 and (want == 1).sum() > 100
+    det = core.Detector(key, use_kernels=False)
+    h = det.hop_samples
+    got = []
+    for i in range(len(x) // h):
+        det.feed(x[i * h:(i + 1) * h])
+        w = (i % (det._ring // h)) * h
+        got.extend(int(v) for v in det._feat[w:w + h])
+    assert got == want.tolist()
+
+
+@pytest.mark.parametrize("which", ["numpy", "ulab"])
 def test_detects_reference_mark(which, key, core_numpy, core_ulab):
     core = core_numpy if which == "numpy" else core_ulab
     y, (s0, s1) = marked(key)

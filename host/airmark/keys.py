@@ -24,7 +24,7 @@ DEFAULTS = {
     "key_seconds": 2.0,  # one key spans a 2 s mark
 }
 # Set by tools/calibrate.py from unmarked audio (docs/ALGORITHM.md, "Threshold").
-DEFAULT_THRESHOLD = 5.55
+DEFAULT_THRESHOLD = 5.35
 _CANDIDATES = 400
 
 
