@@ -6,8 +6,8 @@ CPython+numpy (the host imports this very file). See docs/ALGORITHM.md for the m
 Data flow per hop of H = block_samples/2 int16 samples (16 kHz):
 
   x (int16) -> feature f[n] = +1 if x[n] + x[n-1] >= x[n-8] + x[n-9] else -1      (int8)
-               (sign of a comb-filtered signal: kills DC, peaks at 1 kHz where the mark
-               stands best against room noise, ignores volume)
+               (sign of a comb-filtered signal: kills DC, weighs 0.3-6 kHz about evenly
+               where x[n] - x[n-2] favoured 4 kHz, the mark's weakest band in a room)
   -> c = sum over the hop of f[n] * f[n - lag]                   (int, |c| <= H)
      for every lag = j*P*N + o, j = 1..J periods, o = drift offsets in samples
   -> C = c(this hop) + c(previous hop)     block-long correlation  (|C| <= 2H)
@@ -49,7 +49,8 @@ except (ImportError, SyntaxError):
     _kernels = None
 
 # Features: the sign of y[n] = (x[n] + x[n-1]) - (x[n-8] + x[n-9]), i.e. x filtered by
-# (1 + z^-1)(1 - z^-8): zeros at 0, 2, 4, 6 and 8 kHz, peak near 1 kHz, -13 dB at 150 Hz.
+# (1 + z^-1)(1 - z^-8): zeros at 0, 2, 4, 6 and 8 kHz, lobes at 1, 3 and 5 kHz
+# (0, -1.4, -4.9 dB), -12.5 dB at 150 Hz.
 FEATURE_LAG = const(8)
 FEATURE_HIST = const(9)  # samples of history a hop's features need (FEATURE_LAG + 1)
 SUBBLOCKS = const(2)  # hops per block: a mark found within a quarter block of any offset
