@@ -173,6 +173,24 @@ def test_room_geometry_places_the_mic_at_the_distance():
         channel.room_geometry(ChannelConfig(distance_m=6.1, room_dim_m=(4, 4, 2.7)))
 
 
+def test_mic_azimuth_and_height_move_the_mic_on_the_same_sphere():
+    base = ChannelConfig(distance_m=6.1)
+    _, src, mic0 = channel.room_geometry(base)
+    seen = [tuple(np.round(mic0, 6))]
+    for az, h in ((-15.0, None), (0.0, 1.6), (18.0, 0.9)):
+        _, s, mic = channel.room_geometry(base.replace(mic_azimuth_deg=az, mic_height_m=h))
+        v = mic - s[0]
+        assert np.linalg.norm(v) == pytest.approx(6.1, abs=1e-6)
+        assert np.degrees(np.arctan2(v[1], v[0])) == pytest.approx(az, abs=1e-6)
+        assert mic[2] == pytest.approx(s[0][2] + 0.2 if h is None else h, abs=1e-9)
+        seen.append(tuple(np.round(mic, 6)))
+    assert len(set(seen)) == len(seen)
+    with pytest.raises(ValueError, match="outside room"):
+        channel.room_geometry(base.replace(mic_azimuth_deg=-60.0))
+    with pytest.raises(ValueError, match="mic_azimuth_deg"):
+        base.replace(mic_azimuth_deg=120.0).validate()
+
+
 def test_farther_is_quieter_and_more_reverberant(cache):
     x = music_like(3.0, FS)
     levels = []

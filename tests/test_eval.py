@@ -142,6 +142,38 @@ def test_channel_cache_reuses_unchanged_points(corpus, key, tmp_path):
     assert same["detected"] == old["detected"] and same["false_alarms"] == old["false_alarms"]
 
 
+def test_mic_placements_fit_every_grid_room_and_spread():
+    from airmark import channel
+
+    for d in evaluate.Grid().distance_m:
+        cfg = channel.ChannelConfig.from_preset("living-room-6m", distance_m=d)
+        places = [evaluate.mic_placement(cfg, q) for q in range(8)]
+        assert places == [evaluate.mic_placement(cfg, q) for q in range(8)]  # reproducible
+        assert places != [evaluate.mic_placement(cfg, q, seed=1) for q in range(8)]
+        az = [p["mic_azimuth_deg"] for p in places]
+        h = [p["mic_height_m"] for p in places]
+        assert all(abs(a) <= evaluate.MAX_AZIMUTH_DEG for a in az)
+        assert all(evaluate.MIC_HEIGHT_M[0] <= v <= evaluate.MIC_HEIGHT_M[1] for v in h)
+        # low-discrepancy: the first four already cover both halves of each range
+        assert max(az[:4]) - min(az[:4]) > 20 and max(h[:4]) - min(h[:4]) > 0.35
+        for p in places:  # inside the room, off the walls, at the distance
+            dim, src, mic = channel.room_geometry(cfg.replace(**p))
+            assert np.linalg.norm(mic - src[0]) == pytest.approx(d, abs=1e-6)
+
+
+def test_clips_of_a_category_take_the_placements_in_turn(corpus, key, tmp_path):
+    grid = evaluate.Grid(distance_m=[2.0], rt60_s=[0.3], snr_db=[20.0])
+    s = run(corpus, key, tmp_path / "cache", grid)
+    for cat in ("music", "drums"):
+        places = [(r["mic_azimuth_deg"], r["mic_height_m"]) for r in s["runs"]
+                  if r["category"] == cat]
+        assert len(places) == 2 and len(set(places)) == 2 and None not in places[0]
+    opts = evaluate.EvalOptions(jobs=1, visqol_clips=0, positions=0)
+    fixed = evaluate.run_eval(corpus, key, grid=grid, opts=opts, cache_dir=tmp_path / "cache",
+                              embed_fn=toy_embed, detect_fn=toy_detect)
+    assert {r["mic_azimuth_deg"] for r in fixed["runs"]} == {None}
+
+
 def test_parallel_run_matches_serial(corpus, key, tmp_path):
     grid = evaluate.Grid(distance_m=[2.0], rt60_s=[0.4], snr_db=[10.0], drift_ppm=[-100])
     a = run(corpus, key, tmp_path / "a", grid, jobs=1)

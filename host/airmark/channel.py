@@ -78,6 +78,11 @@ class ChannelConfig:
     room_dim_m: object = None  # (length, width, height); None: sized to fit distance_m
     source_pos_m: object = None  # (x, y, z); None: placed from distance_m
     mic_pos_m: object = None
+    # where the mic sits at distance_m when mic_pos_m is None: horizontal angle from the
+    # room's long axis (None: atan(0.15), the historical placement) and height (None: 0.2 m
+    # above the source)
+    mic_azimuth_deg: object = None
+    mic_height_m: object = None
     spl_1m_db: float = 80.0
     # clock drift of the microphone against the player, parts per million (+ = mic fast)
     drift_ppm: float = 0.0
@@ -140,6 +145,11 @@ class ChannelConfig:
                 v = getattr(self, k)
                 if v is not None and len(v) != 3:
                     raise ValueError("%s must have 3 values, not %r" % (k, v))
+            if self.mic_azimuth_deg is not None and not -90 <= self.mic_azimuth_deg <= 90:
+                raise ValueError("mic_azimuth_deg must be within -90..90, not %r"
+                                 % (self.mic_azimuth_deg,))
+            if self.mic_height_m is not None and not 0 < self.mic_height_m:
+                raise ValueError("mic_height_m must be > 0, not %r" % (self.mic_height_m,))
         if not 0.05 <= self.speaker_clip_knee <= 1.0:
             raise ValueError("speaker_clip_knee must be within 0.05..1, not %r"
                              % (self.speaker_clip_knee,))
@@ -545,9 +555,14 @@ def room_geometry(cfg, n_sources=1):
     if cfg.mic_pos_m is not None:
         mic = np.array(cfg.mic_pos_m, dtype=float)
     else:
-        dz = 0.2
-        dy = 0.15 * d
-        dx = np.sqrt(max(d * d - dy * dy - dz * dz, 0.0))
+        dz = 0.2 if cfg.mic_height_m is None else float(cfg.mic_height_m) - src[2]
+        if cfg.mic_azimuth_deg is None:
+            dy = 0.15 * d
+            dx = np.sqrt(max(d * d - dy * dy - dz * dz, 0.0))
+        else:
+            horizontal = np.sqrt(max(d * d - dz * dz, 0.0))
+            a = np.radians(float(cfg.mic_azimuth_deg))
+            dx, dy = horizontal * np.cos(a), horizontal * np.sin(a)
         mic = src + np.array([dx, dy, dz])
     if n_sources == 1:
         sources = src[None, :]

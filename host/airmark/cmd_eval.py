@@ -73,13 +73,16 @@ def _noises(text):
               help="Use only the first N clips of each category.")
 @click.option("--visqol-clips", type=int, default=None,
               help="Clips for ViSQOL (default 6, --quick 1; 0 skips).")
+@click.option("--positions", type=click.IntRange(0, 64), default=4, show_default=True,
+              help="Mic placements per grid point, taken in turn by each category's clips "
+                   "(0: the preset's single placement).")
 @click.option("--jobs", type=int, default=0, help="Worker processes (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Channel-output and RIR cache (default: $AIRMARK_CACHE_DIR or ./cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(corpus_dir, keyfile, out_dir, quick, distance, rt60, snr, drift, codec, spatial,
-            noise, mark_seconds, strength_db, clips_per_category, visqol_clips, jobs, seed,
+            noise, mark_seconds, strength_db, clips_per_category, visqol_clips, positions, jobs, seed,
             cache_dir, as_json):
     """Embed marks in corpus clips, play them through simulated rooms, count detections.
 
@@ -103,7 +106,8 @@ def command(corpus_dir, keyfile, out_dir, quick, distance, rt60, snr, drift, cod
         visqol_clips = 1 if quick else 6
     opts = evaluate.EvalOptions(mark_s=mark_seconds, strength_db=strength_db,
                                 clips_per_category=clips_per_category,
-                                visqol_clips=visqol_clips, seed=seed, jobs=jobs)
+                                visqol_clips=visqol_clips, seed=seed, jobs=jobs,
+                                positions=positions)
     cache = cache_dir if cache_dir is not None else channel.default_cache_dir()
     with progress_bar("eval", disable=as_json) as update:
         summary = evaluate.run_eval(corpus_dir, key, grid=grid, opts=opts, cache_dir=cache,

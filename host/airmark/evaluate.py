@@ -9,6 +9,11 @@ noise) the clip is played twice through the same seeded channel:
   latency is event time minus the end of the mark;
 - unmarked: every event is a false alarm; false alarms per hour = events / unmarked hours.
 
+The microphone does not sit at one spot: each grid point has ``positions`` seeded placements
+at its distance (azimuth within +-30 degrees as the room allows, height 0.9-1.6 m) and the
+clips of every category take them in turn. One placement is one draw from a wide spread: the
+same clip at the same distance scores from about 3 to 10 across placements (docs/ALGORITHM.md).
+
 The detector's score after every hop gives the curves: for a threshold :math:`\tau`, the
 detection rate is the share of marked clips whose peak score inside the window reaches
 :math:`\tau`, and the false-alarm rate is the number of upward crossings of :math:`\tau` in
@@ -70,6 +75,7 @@ class EvalOptions:
     seed: int = 0
     jobs: int = 0  # 0: all cores
     base_preset: str = "living-room-6m"
+    positions: int = 4  # mic placements per grid point; 0: the preset's single placement
 
 
 def wilson_interval(k, n, z=1.959964):
@@ -162,8 +168,42 @@ def _default_detect():
     return detect.detect_samples
 
 
-def _point_config(point, base_preset):
-    return channel.ChannelConfig.from_preset(base_preset, **point)
+MAX_AZIMUTH_DEG = 30.0
+MIC_HEIGHT_M = (0.9, 1.6)
+WALL_CLEARANCE_M = 0.3
+
+
+def mic_placement(cfg, q, seed=0):
+    """Placement ``q`` (0, 1, ...) of the mic at ``cfg.distance_m``: a dict of
+    ``mic_azimuth_deg`` and ``mic_height_m`` for :class:`channel.ChannelConfig`.
+
+    Placement q is point q of the R2 low-discrepancy sequence, shifted by a random offset
+    drawn from ``seed``: any first few placements spread evenly over azimuth and height.
+    The same two numbers are mapped onto whatever azimuth range keeps the mic
+    ``WALL_CLEARANCE_M`` off the side walls of that room, so a placement means the same
+    relative spot at every distance.
+    """
+    shift = np.random.default_rng([int(seed), 7919]).random(2)
+    u_az = (shift[0] + q * 0.7548776662466927) % 1.0
+    u_h = (shift[1] + q * 0.5698402909980532) % 1.0
+    height = MIC_HEIGHT_M[0] + u_h * (MIC_HEIGHT_M[1] - MIC_HEIGHT_M[0])
+    dim, srcs, _ = channel.room_geometry(cfg)
+    src = srcs[0]
+    d = float(cfg.distance_m)
+    horizontal = math.sqrt(max(d * d - (height - src[2]) ** 2, 1e-12))
+    lo = math.asin(max(-1.0, (WALL_CLEARANCE_M - src[1]) / horizontal))
+    hi = math.asin(min(1.0, (dim[1] - WALL_CLEARANCE_M - src[1]) / horizontal))
+    lim = math.radians(MAX_AZIMUTH_DEG)
+    lo, hi = max(lo, -lim), min(hi, lim)
+    return {"mic_azimuth_deg": round(math.degrees(lo + u_az * (hi - lo)), 2),
+            "mic_height_m": round(float(height), 3)}
+
+
+def _point_config(point, base_preset, position=None, seed=0):
+    cfg = channel.ChannelConfig.from_preset(base_preset, **point)
+    if position is not None and cfg.room and cfg.mic_pos_m is None:
+        cfg = cfg.replace(**mic_placement(cfg, position, seed))
+    return cfg
 
 
 def _mark_start(clip, duration_s, opts):
@@ -212,7 +252,7 @@ def run_task(task):
         np.asarray(task["thresholds"]))
     embed_fn = task.get("embed_fn") or _default_embed()
     detect_fn = task.get("detect_fn") or _default_detect()
-    cfg = _point_config(point, opts.base_preset)
+    cfg = _point_config(point, opts.base_preset, task.get("position"), opts.seed)
     x, fs = channel.read_audio(clip["path"])
     duration = len(x) / fs
     start = _mark_start(clip, duration, opts)
@@ -253,6 +293,7 @@ def run_task(task):
     ures, uinfo = out["unmarked"]
     return {
         "clip": clip["file"], "category": clip.get("category", "other"), "point": point,
+        "mic_azimuth_deg": cfg.mic_azimuth_deg, "mic_height_m": cfg.mic_height_m,
         "mark_start_s": start, "mark_end_out_s": round(m1, 4),
         "detected": bool(hits), "latency_s": round(hits[0]["t"] - m1, 4) if hits else None,
         "hit_score": hits[0]["score"] if hits else None,
@@ -267,8 +308,8 @@ def run_task(task):
     }
 
 
-def _warm_rirs(point, base_preset, cache_dir):
-    cfg = _point_config(point, base_preset)
+def _warm_rirs(point, base_preset, cache_dir, position=None, seed=0):
+    cfg = _point_config(point, base_preset, position, seed)
     if cfg.room:
         dim, srcs, mic = channel.room_geometry(cfg, n_sources=3 if cfg.spatial else 1)
         channel.room_rirs(dim, srcs, mic, cfg.rt60_s, channel.MIC_SAMPLERATE_HZ,
@@ -297,18 +338,29 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
             raise AirmarkError("airmark.embed is not available yet; eval needs the embedder")
         embed_version = "injected"
     channel_version = _source_hash(channel)
+    # the clips of each category take the placements in turn
+    positions = [None]
+    clip_pos = [None] * len(clips)
+    if opts.positions:
+        positions = list(range(int(opts.positions)))
+        seen = {}
+        for i, c in enumerate(clips):
+            cat = c.get("category", "other")
+            clip_pos[i] = seen.get(cat, 0) % int(opts.positions)
+            seen[cat] = seen.get(cat, 0) + 1
+    warm = [(p, q) for p in points for q in sorted(set(clip_pos), key=lambda v: -1 if v is None else v)]
     tasks = [{"clip": c, "point": p, "key": key, "opts": opts, "cache_dir": cache_dir,
               "thresholds": thresholds.tolist(), "embed_fn": embed_fn, "detect_fn": detect_fn,
               "embed_version": embed_version if embed_fn is None else "injected",
-              "channel_version": channel_version}
-             for p in points for c in clips]
+              "channel_version": channel_version, "position": clip_pos[i]}
+             for p in points for i, c in enumerate(clips)]
     t0 = time.time()
     results = []
-    total = len(tasks) + len(points)
+    total = len(tasks) + len(warm)
     done = 0
     if jobs == 1:
-        for p in points:
-            _warm_rirs(p, opts.base_preset, cache_dir)
+        for p, q in warm:
+            _warm_rirs(p, opts.base_preset, cache_dir, q, opts.seed)
             done += 1
             if progress:
                 progress(done, total)
@@ -319,7 +371,8 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
                 progress(done, total)
     else:
         with ProcessPoolExecutor(max_workers=jobs) as ex:
-            futs = [ex.submit(_warm_rirs, p, opts.base_preset, cache_dir) for p in points]
+            futs = [ex.submit(_warm_rirs, p, opts.base_preset, cache_dir, q, opts.seed)
+                    for p, q in warm]
             for f in as_completed(futs):
                 f.result()
                 done += 1
