@@ -125,6 +125,12 @@ def isqrt(n):
         x = y
 
 
+try:
+    from math import isqrt as _isqrt  # CPython >= 3.8: the same floor(sqrt(n)), in C
+except ImportError:
+    _isqrt = isqrt
+
+
 # Layout of the int32 state array: a header, then one record per lag pair.
 ST_HEADER = const(4)  # npairs, ring, hop_samples, dlen
 ST_PAIR = const(14)  # lag, wlen, pos offset, c, c_prev, num, C_blk[2], q[2], T[2], npos, sigma
@@ -182,10 +188,15 @@ class Detector:
         if self.kernels is not None:
             # viper: bits, 32 per word (+1 word so a window at a bit offset can read past)
             self._feat_buf = array.array("I", (0 for _ in range(2 * ring // 32 + 1)))
-        else:
+        elif ULAB:
             self._feat_buf = bytearray(2 * ring)
+        elif np is not None:
+            # CPython: +/-1 held as float64, so np.dot runs in BLAS with no int8 -> int16
+            # copies (exact: |c| <= H)
+            self._feat_buf = np.ones(2 * ring)
         if np is not None:
-            self._feat = np.frombuffer(self._feat_buf, dtype=np.int8)
+            self._feat = (self._feat_buf if isinstance(self._feat_buf, np.ndarray)
+                          else np.frombuffer(self._feat_buf, dtype=np.int8))
             self._x = np.frombuffer(self._xa, dtype=np.int16)
             self._plus = np.ones(h, dtype=np.int8)
             self._minus = np.zeros(h, dtype=np.int8) - self._plus
@@ -265,7 +276,13 @@ class Detector:
     def state_bytes(self):
         """Bytes held in arrays (the detector's RAM apart from small Python objects)."""
         fb = self._feat_buf
-        total = (len(fb) * 4 if self.kernels is not None else len(fb)) + 2 * len(self._xa) + 2 * len(self._da)
+        if self.kernels is not None:
+            total = len(fb) * 4
+        elif isinstance(fb, array.array) or isinstance(fb, bytearray):
+            total = len(fb)
+        else:
+            total = len(fb) * 8  # CPython float64 ring
+        total += 2 * len(self._xa) + 2 * len(self._da)
         total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8)
         if np is not None:
             total += 2 * len(self._plus)
@@ -318,8 +335,6 @@ class Detector:
         dlen = self._dlen
         da = self._da
         cur = self._feat[w:w + h]
-        if not ULAB:
-            cur = cur.astype(np.int16)
         for p in range(self.npairs):
             b = ST_HEADER + ST_PAIR * p
             lag = st[b]
@@ -328,10 +343,7 @@ class Detector:
             if a < 0:
                 a += ring
             past = self._feat[a:a + h]
-            if ULAB:
-                c = int(np.dot(cur, past))  # float result, exact (|c| <= H < 2**24)
-            else:
-                c = int(np.dot(cur, past.astype(np.int16)))
+            c = int(np.dot(cur, past))  # float result (ulab) or float64 ring: exact, |c| <= H
             blk = c + st[b + 4]  # |C| <= 2H
             st[b + 3] = c
             st[b + 4] = c
@@ -368,7 +380,7 @@ class Detector:
                 num += st[b + 5]
                 den += st[b + 8 + phase]
             if num > 0 and den > 0:
-                s = (num << 8) // isqrt(den)
+                s = (num << 8) // _isqrt(den)
                 if s > best:
                     best = s
                     besth = i
