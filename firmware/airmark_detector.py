@@ -19,7 +19,8 @@ Data flow per hop of H = block_samples/2 int16 samples (16 kHz):
 
 Under no mark, the signs m_i are independent of the audio, so the score is a
 self-normalised sum of symmetric terms: P(score > t) <= exp(-t^2 / 2) whatever the
-music is (Hoeffding). A mark makes D_i lean towards m_i and the score grows.
+music is (Hoeffding; exact for one lag period, a heuristic summed over J, so the
+threshold comes from data). A mark makes D_i lean towards m_i and the score grows.
 """
 
 try:
