@@ -24,6 +24,15 @@ def test_generate_is_reproducible_and_valid():
     keys.validate(a)
 
 
+def test_longer_keys_take_their_own_calibrated_threshold():
+    long_key = keys.generate(7, key_seconds=6)
+    assert len(long_key["key_bits"]) == 375
+    assert long_key["threshold"] == keys.LONG_KEY_THRESHOLD > keys.DEFAULT_THRESHOLD
+    assert keys.generate(7, key_seconds=1.5)["threshold"] == keys.DEFAULT_THRESHOLD
+    assert keys.generate(7, key_seconds=6, threshold=6.0)["threshold"] == 6.0
+    keys.validate(long_key)
+
+
 def test_key_search_beats_a_random_key():
     """The chosen key leaks less steady/periodic host content than typical random keys."""
     k = keys.generate(3)

@@ -121,10 +121,12 @@ def main(argv=None):
         path = os.path.join(os.path.dirname(keys.__file__), "keys.py")
         with open(path) as f:
             text = f.read()
-        text = re.sub(r"DEFAULT_THRESHOLD = [0-9.]+", "DEFAULT_THRESHOLD = %.2f" % recommended, text)
+        seconds = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
+        name = "DEFAULT_THRESHOLD" if seconds <= keys.DEFAULTS["key_seconds"] + 1e-9 else "LONG_KEY_THRESHOLD"
+        text = re.sub(r"\n%s = [0-9.]+" % name, "\n%s = %.2f" % (name, recommended), text)
         with open(path, "w") as f:
             f.write(text)
-        print("wrote DEFAULT_THRESHOLD = %.2f to %s" % (recommended, os.path.relpath(path)))
+        print("wrote %s = %.2f to %s (a %.1f s key)" % (name, recommended, os.path.relpath(path), seconds))
     return 0
 
 
