@@ -339,10 +339,8 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
         embed_version = "injected"
     channel_version = _source_hash(channel)
     # the clips of each category take the placements in turn
-    positions = [None]
     clip_pos = [None] * len(clips)
     if opts.positions:
-        positions = list(range(int(opts.positions)))
         seen = {}
         for i, c in enumerate(clips):
             cat = c.get("category", "other")
