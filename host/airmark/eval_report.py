@@ -139,6 +139,13 @@ def markdown(summary, plots, command=None):
     if fixed:
         lines += ["Same for every point: %s (channel preset `%s` for the rest)."
                   % (_fmt_point(pts[0], fixed), o["base_preset"]), ""]
+    if o.get("positions"):
+        lines += ["Microphone: %d seeded placements per point at its distance (azimuth within "
+                  "±30° as the room allows, height 0.9–1.6 m), taken in turn by each "
+                  "category's clips; `--positions 0` uses the preset's single spot."
+                  % o["positions"], ""]
+    else:
+        lines += ["Microphone: the preset's single placement at every distance.", ""]
     t = summary.get("target_result")
     if t:
         tg = summary["target"]
