@@ -335,7 +335,11 @@ class Detector:
         ring = self._ring
         dlen = self._dlen
         da = self._da
-        cur = self._feat[w:w + h]
+        feat = self._feat
+        dv = self._d
+        mods = self._mods
+        dot = np.dot
+        cur = feat[w:w + h]
         for p in range(self.npairs):
             b = ST_HEADER + ST_PAIR * p
             lag = st[b]
@@ -343,8 +347,8 @@ class Detector:
             a = w - lag
             if a < 0:
                 a += ring
-            past = self._feat[a:a + h]
-            c = int(np.dot(cur, past))  # float result (ulab) or float64 ring: exact, |c| <= H
+            past = feat[a:a + h]
+            c = int(dot(cur, past))  # float result (ulab) or float64 ring: exact, |c| <= H
             blk = c + st[b + 4]  # |C| <= 2H
             st[b + 3] = c
             st[b + 4] = c
@@ -363,8 +367,8 @@ class Detector:
             start = hm - (wl - 1) * SUBBLOCKS
             if start < 0:
                 start += dlen
-            view = self._d[dbase + start:dbase + start + (wl - 1) * SUBBLOCKS + 1:SUBBLOCKS]
-            st[b + 5] = int(np.dot(self._mods[p], view))  # float, exact: |num| < 2**24
+            view = dv[dbase + start:dbase + start + (wl - 1) * SUBBLOCKS + 1:SUBBLOCKS]
+            st[b + 5] = int(dot(mods[p], view))  # float, exact: |num| < 2**24
 
     def _best(self, phase):
         """Best drift hypothesis: returns score_q8 * 8 + hypothesis (viper: best_score)."""
