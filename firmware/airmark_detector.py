@@ -279,7 +279,7 @@ class Detector:
         fb = self._feat_buf
         if self.kernels is not None:
             total = len(fb) * 4
-        elif isinstance(fb, array.array) or isinstance(fb, bytearray):
+        elif isinstance(fb, bytearray):
             total = len(fb)
         else:
             total = len(fb) * 8  # CPython float64 ring

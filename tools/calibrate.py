@@ -122,7 +122,7 @@ def main(argv=None):
         with open(path) as f:
             text = f.read()
         seconds = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
-        name = "DEFAULT_THRESHOLD" if seconds <= keys.DEFAULTS["key_seconds"] + 1e-9 else "LONG_KEY_THRESHOLD"
+        name = "LONG_KEY_THRESHOLD" if keys.is_long_key(seconds) else "DEFAULT_THRESHOLD"
         text = re.sub(r"\n%s = [0-9.]+" % name, "\n%s = %.2f" % (name, recommended), text)
         with open(path, "w") as f:
             f.write(text)

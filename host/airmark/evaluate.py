@@ -346,7 +346,8 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
             cat = c.get("category", "other")
             clip_pos[i] = seen.get(cat, 0) % int(opts.positions)
             seen[cat] = seen.get(cat, 0) + 1
-    warm = [(p, q) for p in points for q in sorted(set(clip_pos), key=lambda v: -1 if v is None else v)]
+    places = sorted(set(clip_pos)) if opts.positions else [None]
+    warm = [(p, q) for p in points for q in places]
     tasks = [{"clip": c, "point": p, "key": key, "opts": opts, "cache_dir": cache_dir,
               "thresholds": thresholds.tolist(), "embed_fn": embed_fn, "detect_fn": detect_fn,
               "embed_version": embed_version if embed_fn is None else "injected",

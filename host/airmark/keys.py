@@ -30,9 +30,14 @@ DEFAULT_THRESHOLD = 5.35
 LONG_KEY_THRESHOLD = 5.5
 
 
+def is_long_key(key_seconds):
+    """True for keys longer than the default 2 s (they take LONG_KEY_THRESHOLD)."""
+    return key_seconds > DEFAULTS["key_seconds"] + 1e-9
+
+
 def default_threshold(key_seconds):
     """The calibrated threshold for a key of this length (s)."""
-    return DEFAULT_THRESHOLD if key_seconds <= DEFAULTS["key_seconds"] + 1e-9 else LONG_KEY_THRESHOLD
+    return LONG_KEY_THRESHOLD if is_long_key(key_seconds) else DEFAULT_THRESHOLD
 
 _CANDIDATES = 400
 
