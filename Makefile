@@ -40,12 +40,16 @@ bench: deps
 	micropython tools/bench_viper.py
 
 corpus: deps
+	PY=$(PY) bash tools/install_deps.sh --corpus
 	$(PY) tools/build_corpus.py corpus
 
-calibrate: deps
+corpus/manifest.json:
+	$(MAKE) corpus
+
+calibrate: deps corpus/manifest.json
 	$(PY) tools/calibrate.py --corpus corpus
 
-eval: deps
+eval: deps corpus/manifest.json
 	airmark eval --corpus corpus --key $(KEY) --out $(OUT)/eval
 
 mpy: deps
