@@ -1,7 +1,8 @@
 """make demo: key -> embed a 2 s mark -> simulated rooms (1 m, 6.1 m) -> firmware detector.
 
 No hardware. Writes everything under --out (default out/demo) and prints what happened
-in each room: detected or missed, and whether the unmarked copy stayed quiet.
+in each room: detected or missed, and whether the unmarked copy stayed quiet; the
+score over time of both copies is drawn into scores-<room>.png.
 Exit code 0 when the demo ran (the result is reported, hit or miss), 2 on an error.
 """
 
@@ -15,6 +16,7 @@ import soundfile as sf
 
 from airmark import channel, detect, embed, keys
 from airmark.errors import AirmarkError
+from airmark.score_plot import plot_scores
 
 SAMPLERATE_HZ = 44100
 
@@ -31,7 +33,7 @@ def demo_music(seconds, seed):
     return (0.25 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def run_room(args, key, host, marked, seg1, preset, step):
+def run_room(args, key, host, marked, seg0, seg1, preset, step):
     cfg = channel.ChannelConfig.from_preset(preset)
     cache = os.path.join(args.out, "cache")
     rx, cinfo = channel.simulate(marked, SAMPLERATE_HZ, cfg, seed=args.seed, cache_dir=cache)
@@ -40,7 +42,8 @@ def run_room(args, key, host, marked, seg1, preset, step):
     print("%d. channel %s: %.1f m, RT60 %.2f s, %s noise at %.0f dB SNR, drift %+.0f ppm -> 16 kHz int16" % (
         step, preset, cfg.distance_m if cfg.room else 0.0, cfg.rt60_s if cfg.room else 0.0, cfg.noise,
         cfg.snr_db, cfg.drift_ppm))
-    expect = seg1 * (1 + cfg.drift_ppm * 1e-6) + cinfo.get("delay_s", 0.0)
+    at_mic = [s * (1 + cfg.drift_ppm * 1e-6) + cinfo.get("delay_s", 0.0) for s in (seg0, seg1)]
+    expect = at_mic[1]
     res = detect.detect_samples(rx, key)
     res0 = detect.detect_samples(rx0, key)
     hits = [e for e in res.events if expect - 0.6 <= e["t"] <= expect + 0.5]
@@ -48,6 +51,10 @@ def run_room(args, key, host, marked, seg1, preset, step):
         len(res.events), json.dumps(res.events), res.max_score, key["threshold"]))
     print("   unmarked copy through the same room: %d event(s), max score %.2f" % (
         len(res0.events), res0.max_score))
+    png = os.path.join(args.out, "scores-%s.png" % preset)
+    plot_scores(png, [("unmarked", res0), ("marked", res)], key["threshold"], marks=[at_mic],
+                title="%s: score at the microphone" % preset)
+    print("   score over time: %s" % png)
     if args.micropython:
         mres, _ = detect.detect_file_micropython(rx, key, args.micropython)
         print("   replay under %s: %s" % (args.micropython, json.dumps(mres.events)))
@@ -88,7 +95,7 @@ def main(argv=None):
 
     results = []
     for n, preset in enumerate(args.preset or ["near-1m", "living-room-6m"]):
-        results.append(run_room(args, key, host, marked, seg1, preset, n + 2))
+        results.append(run_room(args, key, host, marked, seg0, seg1, preset, n + 2))
     with open(os.path.join(args.out, "result.json"), "w") as f:
         json.dump({"key": key["key_id"], "segment_s": [seg0, seg1], "whr_band_db": info["whr_band_db"],
                    "rooms": results}, f, indent=1, default=str)

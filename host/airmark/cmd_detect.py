@@ -1,6 +1,7 @@
 """airmark detect IN --key KEYFILE: run the firmware detector over an audio file."""
 
 import json
+import os
 
 import click
 
@@ -18,12 +19,16 @@ from .progress import progress_bar
 @click.option("--per-hop", is_flag=True,
               help="Call the core once per 8 ms hop as the board does, instead of its vectorised "
                    "twin (same results, about 10x slower).")
-def command(infile, keyfile, as_json, micropython, per_hop):
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), metavar="PNG",
+              help="Also draw the score over time, the threshold and the detections into PNG.")
+def command(infile, keyfile, as_json, micropython, per_hop, plot_path):
     """Detect the watermark in IN as the board would (16 kHz mono int16).
 
     Exit code 0 with at least one detection, 1 with none, 2 on error.
     """
     key = keys.load(keyfile)
+    if plot_path and micropython:
+        raise click.UsageError("--plot needs the per-hop scores of the CPython run; drop --micropython")
     samples = detect_lib.load_for_detector(infile)
     if micropython:
         res, _lines = detect_lib.detect_file_micropython(samples, key, micropython)
@@ -35,6 +40,11 @@ def command(infile, keyfile, as_json, micropython, per_hop):
             click.echo(json.dumps({"event": "detection", "t": ev["t"], "score": ev["score"]}))
         else:
             click.echo("detection at %8.3f s  score %6.2f" % (ev["t"], ev["score"]))
+    if plot_path:
+        from .score_plot import plot_scores
+
+        plot_scores(plot_path, [(os.path.basename(infile), res)], res.threshold,
+                    title="airmark detect, key %s" % res.key_id)
     summ = res.summary()
     summ["runtime"] = "micropython" if micropython else "cpython"
     if not micropython:

@@ -1,0 +1,74 @@
+"""Score plots: `airmark detect --plot` and the demo's per-room PNGs."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import soundfile as sf
+
+import signals as sg
+from airmark import cli, detect, keys
+from airmark.score_plot import plot_scores
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _marked_wav(tmp_path, key):
+    host = sg.music_like(7.0, seed=2)
+    y, seg = sg.embed_reference(host, key, 2.0, -8.0)
+    wav = tmp_path / "m.wav"
+    sf.write(str(wav), sg.to_int16(y), 16000, subtype="PCM_16")
+    keyfile = tmp_path / "k.json"
+    keys.save(key, str(keyfile))
+    return wav, keyfile, seg
+
+
+def test_detect_plot_writes_a_png_and_leaves_no_temporary(tmp_path, key, capsys):
+    wav, keyfile, _ = _marked_wav(tmp_path, key)
+    png = tmp_path / "scores.png"
+    assert cli.main(["detect", str(wav), "--key", str(keyfile), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".airmark-")] == []
+    assert "detection at" in capsys.readouterr().out
+
+
+def test_detect_plot_errors_are_one_line(tmp_path, key, capsys):
+    wav, keyfile, _ = _marked_wav(tmp_path, key)
+    rc = cli.main(["detect", str(wav), "--key", str(keyfile), "--plot", str(tmp_path / "no" / "x.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("airmark: cannot write the plot")
+    rc = cli.main(["detect", str(wav), "--key", str(keyfile), "--micropython", "mp",
+                   "--plot", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--plot" in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_marks_the_threshold_and_detections(tmp_path, key):
+    """The trace is drawn from the result's scores: a different trace gives a different image."""
+    wav, _keyfile, seg = _marked_wav(tmp_path, key)
+    x, _ = sf.read(str(wav), dtype="int16")
+    res = detect.detect_samples(x, key)
+    quiet = detect.detect_samples(np.zeros_like(x), key)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    plot_scores(str(a), [("marked", res)], key["threshold"], marks=[seg])
+    plot_scores(str(b), [("silence", quiet)], key["threshold"], marks=[seg])
+    assert res.events and not quiet.events
+    assert a.read_bytes() != b.read_bytes()
+
+
+def test_demo_runs_end_to_end_and_draws_each_room(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import demo
+    finally:
+        sys.path.remove(os.path.join(ROOT, "tools"))
+    assert demo.main(["--out", str(tmp_path), "--preset", "near-1m"]) == 0
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "result.json").read_text())
+    room = res["rooms"][0]
+    assert room["preset"] == "near-1m" and room["detected"] and room["unmarked_events"] == []
+    assert (tmp_path / "scores-near-1m.png").read_bytes()[:8] == PNG_MAGIC
+    assert "scores-near-1m.png" in out and "DETECTED" in out
