@@ -90,9 +90,10 @@ def feed_hops(det, x):
         c = (cur * past).reshape(m, h).sum(axis=1, dtype=np.int64)
         cc = np.concatenate(([st[b + 4]], c))
         blk = cc[1:] + cc[:-1]
+        # D = w*C - C(one block earlier), the earlier C read from the state for the first hops
         prev = np.array([st[b + 6 + (hops0 + k) % sub] for k in range(sub)], dtype=np.int64)
         ext = np.concatenate((prev, blk))
-        d = ext[sub:] - ext[:m]
+        d = det.diff_weight * ext[sub:] - ext[:m]
         dbase = p * 2 * dlen
         dv = det._d[dbase:dbase + 2 * dlen]
         dl = np.concatenate((_chronological(dv, hops0 % dlen, dlen).astype(np.int64), d))

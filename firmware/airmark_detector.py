@@ -11,7 +11,9 @@ Data flow per hop of H = block_samples/2 int16 samples (16 kHz):
   -> c = sum over the hop of f[n] * f[n - lag]                   (int, |c| <= H)
      for every lag = j*P*N + o, j = 1..J periods, o = drift offsets in samples
   -> C = c(this hop) + c(previous hop)     block-long correlation  (|C| <= 2H)
-  -> D = C - C(one block earlier)          removes the host's slow self-similarity
+  -> D = w*C - C(one block earlier)        w = the key's diff_weight (2; 1 in older keys):
+                                          takes out half of the host's slow self-similarity
+                                          (|D| <= (w + 1) * 2H)
   -> num = sum_i m_i * D_i over the key,   m_i = s_i * s_(i - jP) (key re-inversion)
      den = sum_i D_i^2                     over the same window    (exact ints)
   -> score = max over drift hypotheses of sum_j num / sqrt(sum_j den)
@@ -133,7 +135,7 @@ except ImportError:
 
 
 # Layout of the int32 state array: a header, then one record per lag pair.
-ST_HEADER = const(4)  # npairs, ring, hop_samples, dlen
+ST_HEADER = const(5)  # npairs, ring, hop_samples, dlen, diff_weight
 ST_PAIR = const(14)  # lag, wlen, pos offset, c, c_prev, num, C_blk[2], q[2], T[2], npos, sigma
 
 
@@ -161,6 +163,10 @@ class Detector:
         signs = key_signs(record["key_bits"])
         k = len(signs)
         self.key_id = record.get("key_id", "")
+        # D = w*C - C(one block earlier): w = 1 for keys made before the field existed
+        self.diff_weight = int(record.get("diff_weight", 1))
+        if self.diff_weight not in (1, 2):
+            raise ValueError("diff_weight must be 1 or 2")
         self.threshold = float(record["threshold"])
         self.threshold_q8 = int(self.threshold * 256 + 0.5)
         self.block_samples = n
@@ -221,6 +227,7 @@ class Detector:
         st[1] = ring
         st[2] = h
         st[3] = dlen
+        st[4] = self.diff_weight
         off = 0
         for p in range(npairs):
             shift = periods[p] * pb
@@ -338,6 +345,7 @@ class Detector:
         feat = self._feat
         dv = self._d
         mods = self._mods
+        dw = st[4]
         dot = np.dot
         cur = feat[w:w + h]
         for p in range(self.npairs):
@@ -353,7 +361,7 @@ class Detector:
             st[b + 3] = c
             st[b + 4] = c
             ip = b + 6 + phase
-            d = blk - st[ip]  # |D| <= 4H
+            d = dw * blk - st[ip]  # |D| <= (dw + 1) * 2H
             st[ip] = blk
             dbase = p * 2 * dlen
             li = hm - wl * SUBBLOCKS

@@ -24,6 +24,15 @@ _THRESHOLD_MAX = 1000.0
 # Fixed field order for the checksum: json.dumps on MicroPython cannot sort keys.
 FIELDS = ("format", "version", "key_id", "sample_rate_hz", "block_samples",
           "pattern_blocks", "lag_periods", "band_hz", "key_bits", "noise_seed", "threshold")
+# Optional fields, in the checksum only when present (keys made before them keep theirs).
+# diff_weight w: the detector's D = w*C - C(one block earlier); absent means 1.
+OPTIONAL = ("diff_weight",)
+DIFF_WEIGHTS = (1, 2)
+
+# Limits of the detector's exact integer state (docs/ALGORITHM.md, "Integer bounds"):
+# window sums stay MicroPython small ints on 32-bit ports, float dots stay exact in float32.
+SMALL_INT_MAX = 2 ** 30 - 1
+FLOAT32_EXACT = 2 ** 24
 
 
 class KeyInvalid(ValueError):
@@ -41,7 +50,9 @@ def _num(v):
 def canonical(record):
     """Canonical text of a record's fields (checksum excluded): stable on every port."""
     parts = []
-    for name in FIELDS:
+    for name in FIELDS + OPTIONAL:
+        if name in OPTIONAL and name not in record:
+            continue
         v = record.get(name)
         if name == "band_hz":
             text = "[%d,%d]" % (int(v[0]), int(v[1]))
@@ -60,6 +71,53 @@ def checksum(record):
     h = hashlib.sha256(canonical(record).encode())
     digest = h.digest()
     return "sha256:" + "".join("%02x" % b for b in digest)
+
+
+def diff_weight(record):
+    return record.get("diff_weight", 1)
+
+
+def state_bounds(record):
+    """Worst-case magnitudes of the detector's integer state for this key.
+
+    Hops of H = block_samples/2: |c| <= H, |C| <= 2H, |D| <= (w + 1) * 2H; over the
+    n = sum_j (K - j P) block pairs of the J lag periods, |num| <= n |D|max and
+    den <= n |D|max^2; one window's float dot stays below (K - P) |D|max.
+    """
+    h = record["block_samples"] // 2
+    k = len(record["key_bits"])
+    pb = record["pattern_blocks"]
+    d = (diff_weight(record) + 1) * 2 * h
+    n = 0
+    for j in range(1, record["lag_periods"] + 1):
+        n += k - j * pb
+    return {"d": d, "num_q8": 256 * n * d, "den": n * d * d, "dot": (k - pb) * d}
+
+
+def _bound_problems(record):
+    b = state_bounds(record)
+    out = []
+    if b["d"] > 32767:
+        out.append("block_samples too large: D would not fit the int16 ring")
+    if b["den"] > SMALL_INT_MAX or b["num_q8"] > SMALL_INT_MAX or b["dot"] >= FLOAT32_EXACT:
+        out.append("key too long for this block size and lag_periods: the detector's sums "
+                   "could exceed its exact integer range (%d bits at most)" % max_key_bits(record))
+    return out
+
+
+def max_key_bits(record):
+    """The longest key_bits the integer bounds allow with the record's other fields."""
+    lo, hi = 0, _KEY_BITS_MAX
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        r = dict(record)
+        r["key_bits"] = "0" * mid
+        b = state_bounds(r)
+        if b["den"] <= SMALL_INT_MAX and b["num_q8"] <= SMALL_INT_MAX and b["dot"] < FLOAT32_EXACT:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def problems(record):
@@ -104,6 +162,12 @@ def problems(record):
     thr = record["threshold"]
     if not _num(thr) or not (_THRESHOLD_MIN <= thr <= _THRESHOLD_MAX):
         out.append("threshold %r out of range %g..%g" % (thr, _THRESHOLD_MIN, _THRESHOLD_MAX))
+    dwt = record.get("diff_weight", 1)
+    if not isinstance(dwt, int) or isinstance(dwt, bool) or dwt not in DIFF_WEIGHTS:
+        out.append("diff_weight must be one of %s, got %r" % (", ".join(str(v) for v in DIFF_WEIGHTS), dwt))
+    if out:
+        return out
+    out = _bound_problems(record)
     if out:
         return out
     if record["checksum"] != checksum(record):

@@ -55,7 +55,8 @@ def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
 
 @micropython.viper
 def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
-    """For every lag pair: correlation c, block sum C, difference D, D ring and
+    """For every lag pair: correlation c, block sum C, difference D = dw*C - C(one block
+    earlier) (dw = st[4], the key's diff_weight), D ring and
     window sums (D^2 and D), matched filter num = sigma * (2 * sum over the rarer
     sign's positions - window sum). Detector._pairs computes the same in array ops."""
     sgn = 1 << 29
@@ -71,10 +72,11 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
     ring = int(st[1])
     h = int(st[2])
     dlen = int(st[3])
+    dw = int(st[4])
     phase = hm & 1
     p = 0
     while p < npairs:
-        b = 4 + 14 * p
+        b = 5 + 14 * p
         lag = int(st[b])
         wl = int(st[b + 1])
         mo = int(st[b + 2])
@@ -105,7 +107,7 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
         st[b + 3] = c
         st[b + 4] = c
         ip = b + 6 + phase
-        dd = blk - ((int(st[ip]) ^ sgn) - sgn)
+        dd = dw * blk - ((int(st[ip]) ^ sgn) - sgn)
         st[ip] = blk
         dbase = p * 2 * dlen
         li = hm - wl * 2
@@ -155,7 +157,7 @@ def best_score(st: ptr32, hyps: ptr8, nbytes: int, nj: int, phase: int) -> int:
         den = 0
         j = 0
         while j < nj:
-            b = 4 + 14 * int(hyps[i + j])
+            b = 5 + 14 * int(hyps[i + j])
             num += (int(st[b + 5]) ^ sgn) - sgn
             den += (int(st[b + 8 + phase]) ^ sgn) - sgn
             j += 1

@@ -137,8 +137,17 @@ def test_channel_robustness(case, key, core_numpy):
     assert s1 - 0.6 <= events[0][0] <= s1 + 0.1
 
 
-def test_integer_state_bounds(key, core_numpy):
-    """Worst cases for the proven bounds: full-scale periodic input maximises |c|."""
+@pytest.mark.parametrize("diff_weight", [1, 2])
+def test_integer_state_bounds(core_numpy, diff_weight):
+    """Worst cases for the proven bounds (airmark_key.state_bounds): full-scale periodic
+    input maximises |c|, and every window sum stays inside the bound the key was checked for."""
+    from airmark import fw, keys
+
+    ak = fw.module("airmark_key")
+    key = keys.generate(1, diff_weight=diff_weight)
+    bounds = ak.state_bounds(key)
+    assert bounds["d"] == (diff_weight + 1) * key["block_samples"]
+    assert bounds["den"] <= ak.SMALL_INT_MAX and bounds["num_q8"] <= ak.SMALL_INT_MAX
     det = core_numpy.Detector(key)
     h = det.hop_samples
     n = key["block_samples"] * key["pattern_blocks"]
@@ -147,17 +156,48 @@ def test_integer_state_bounds(key, core_numpy):
         j = (i * h) % (len(sq) - h)
         det.feed(sq[j:j + h])
         assert all(abs(c) <= h for c in det.c)
-        assert all(0 <= q <= (det.key_blocks) * (4 * h) ** 2 for q in det.q)
-        assert all(abs(v) <= det.key_blocks * 4 * h for v in det.num)
+        assert all(0 <= q <= (det.key_blocks - key["pattern_blocks"]) * bounds["d"] ** 2 for q in det.q)
+        assert sum(det.q) <= bounds["den"] * det.npairs
+        assert all(256 * abs(v) <= bounds["num_q8"] for v in det.num)
     assert max(abs(c) for c in det.c) == h  # the bound is reached
 
 
-def test_silence_and_reset(key, core_numpy):
+def test_keys_beyond_the_integer_bounds_are_refused():
+    from airmark import fw, keys
+    from airmark.errors import AirmarkError
+
+    ak = fw.module("airmark_key")
+    key = keys.generate(1)
+    longest = ak.max_key_bits(key)
+    assert 600 <= longest <= 640  # about 10 s of 16 ms blocks with diff_weight 2
+    assert ak.max_key_bits(dict(key, diff_weight=1)) > 2 * longest
+    long_key = dict(key, key_bits="01" * ((longest + 2) // 2))
+    long_key["checksum"] = ak.checksum(long_key)
+    probs = ak.problems(long_key)
+    assert len(probs) == 1 and "too long" in probs[0] and str(longest) in probs[0]
+    ok_key = dict(key, key_bits="01" * (longest // 2))
+    ok_key["checksum"] = ak.checksum(ok_key)
+    assert ak.problems(ok_key) == []
+    with pytest.raises(AirmarkError, match="at most 9.9"):
+        keys.generate(1, key_seconds=12)
+
+
+@pytest.mark.parametrize("diff_weight", [1, 2])
+def test_silence_and_reset(core_numpy, diff_weight):
+    """Silence gives a constant C. With diff_weight 1, D is 0 and so is the score; with 2,
+    D = C is constant and the score is the key modulations' imbalance, far below threshold."""
+    from airmark import keys
+
+    key = keys.generate(1, diff_weight=diff_weight)
     det = core_numpy.Detector(key)
     z = np.zeros(det.hop_samples, dtype=np.int16)
     for _ in range(400):
         assert det.feed(z) is None
-    assert det.score == 0.0
+    if diff_weight == 1:
+        assert det.score == 0.0
+    else:
+        imbalance = sum(abs(sum(m)) for m in det._mods) / np.sqrt(sum(len(m) for m in det._mods))
+        assert 0 < det.score <= imbalance + 0.01 and det.score < 1.0
     det.reset()
     assert det.hops == 0 and det.samples == 0
 

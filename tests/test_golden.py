@@ -6,17 +6,21 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GOLDEN = os.path.join(HERE, "golden")
+# golden: a key with diff_weight 2 (the default); golden-dw1: a key made before the field
+# existed (D = C - C(one block earlier)), which boards must keep reading the same way.
+GOLDEN_DIRS = [GOLDEN, os.path.join(HERE, "golden-dw1")]
 
 
-def replay(core):
-    with open(os.path.join(GOLDEN, "key.json")) as f:
+def replay(core, golden=GOLDEN):
+    with open(os.path.join(golden, "key.json")) as f:
         key = json.load(f)
-    x, fs = sf.read(os.path.join(GOLDEN, "input.wav"), dtype="int16")
+    x, fs = sf.read(os.path.join(golden, "input.wav"), dtype="int16")
     assert fs == 16000
     det = core.Detector(key)
     h = det.hop_samples
@@ -29,23 +33,31 @@ def replay(core):
     return hops, events
 
 
-def expected():
-    with open(os.path.join(GOLDEN, "expected.json")) as f:
+def expected(golden=GOLDEN):
+    with open(os.path.join(golden, "expected.json")) as f:
         return json.load(f)
 
 
-def test_golden_numpy(core_numpy):
-    hops, events = replay(core_numpy)
-    exp = expected()
+@pytest.mark.parametrize("golden", GOLDEN_DIRS, ids=os.path.basename)
+def test_golden_numpy(core_numpy, golden):
+    hops, events = replay(core_numpy, golden)
+    exp = expected(golden)
     assert hops == exp["hops"]
     assert events == exp["events"] and len(events) == 1
 
 
-def test_golden_strict_ulab_shim(core_ulab):
-    hops, events = replay(core_ulab)
-    exp = expected()
+@pytest.mark.parametrize("golden", GOLDEN_DIRS, ids=os.path.basename)
+def test_golden_strict_ulab_shim(core_ulab, golden):
+    hops, events = replay(core_ulab, golden)
+    exp = expected(golden)
     assert hops == exp["hops"]
     assert events == exp["events"]
+
+
+def test_the_two_golden_keys_differ_only_in_diff_weight_use():
+    keys_ = [json.load(open(os.path.join(g, "key.json"))) for g in GOLDEN_DIRS]
+    assert keys_[0]["diff_weight"] == 2 and "diff_weight" not in keys_[1]
+    assert expected(GOLDEN_DIRS[0])["hops"] != expected(GOLDEN_DIRS[1])["hops"]
 
 
 def test_golden_check_tool_runs_and_can_fail(tmp_path):

@@ -35,8 +35,9 @@ def run_check(mpy, golden_dir):
     return out.returncode, out.stdout + out.stderr
 
 
-def test_golden_vector_under_micropython_viper(mpy):
-    rc, out = run_check(mpy, os.path.join(HERE, "golden"))
+@pytest.mark.parametrize("golden", ["golden", "golden-dw1"])
+def test_golden_vector_under_micropython_viper(mpy, golden):
+    rc, out = run_check(mpy, os.path.join(HERE, golden))
     assert rc == 0, out
     assert out.count("PASS") == 3 and "kernels: viper" in out
 

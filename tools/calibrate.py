@@ -118,6 +118,10 @@ def main(argv=None):
     else:
         print("recommended threshold %.2f (distribution-free union bound: %.2f)" % (recommended, union))
     if args.write_default:
+        if key.get("diff_weight", 1) != keys.DEFAULTS["diff_weight"]:
+            print("calibrate: --write-default needs a key with the default diff_weight %d"
+                  % keys.DEFAULTS["diff_weight"], file=sys.stderr)
+            return 2
         path = os.path.join(os.path.dirname(keys.__file__), "keys.py")
         with open(path) as f:
             text = f.read()
