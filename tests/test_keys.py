@@ -1,11 +1,12 @@
 """Key files: generation, validation with one line per problem, CLI behaviour."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
-from airmark import cli, keys
+from airmark import cli, fw, keys
 from airmark.errors import KeyFileError
 
 
@@ -31,6 +32,41 @@ def test_longer_keys_take_their_own_calibrated_threshold():
     assert keys.generate(7, key_seconds=1.5)["threshold"] == keys.DEFAULT_THRESHOLD
     assert keys.generate(7, key_seconds=6, threshold=6.0)["threshold"] == 6.0
     keys.validate(long_key)
+
+
+def test_keygen_lag_periods_take_their_calibrated_threshold_or_ask(tmp_path, capsys):
+    p = str(tmp_path / "k.json")
+    assert cli.main(["keygen", p, "--seed", "5", "--lag-periods", "6"]) == 0
+    k = keys.load(p)
+    assert k["lag_periods"] == 6 and k["threshold"] == keys.J6_THRESHOLD > keys.DEFAULT_THRESHOLD
+    assert "6 lag periods" in capsys.readouterr().out
+    # no calibration for 4 periods: one line saying how to get a threshold, nothing written
+    q = str(tmp_path / "k4.json")
+    assert cli.main(["keygen", q, "--lag-periods", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threshold" in err[0] and not os.path.exists(q)
+    assert cli.main(["keygen", q, "--lag-periods", "4", "--threshold", "5.9"]) == 0
+    assert keys.load(q)["threshold"] == 5.9
+    # too short / too long: one line each, exit 2
+    for secs in ("0.3", "12"):
+        assert cli.main(["keygen", str(tmp_path / ("x%s.json" % secs)), "--seconds", secs]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("airmark: a key of") and "Traceback" not in err[0]
+
+
+def test_diff_weight_is_checked_and_covered_by_the_checksum(tmp_path):
+    k = keys.generate(1)
+    assert k["diff_weight"] == 2
+    old = dict(k)
+    old.pop("diff_weight")
+    old["checksum"] = fw.module("airmark_key").checksum(old)
+    assert keys.load(write(tmp_path, old)) == old  # keys made before the field still load
+    bad = dict(k, diff_weight=1)  # edited without a new checksum
+    with pytest.raises(KeyFileError, match="bad checksum"):
+        keys.load(write(tmp_path, bad))
+    bad = dict(k, diff_weight=3)
+    with pytest.raises(KeyFileError, match="diff_weight must be one of 1, 2"):
+        keys.load(write(tmp_path, bad))
 
 
 def test_key_search_beats_a_random_key():

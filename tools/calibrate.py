@@ -126,7 +126,11 @@ def main(argv=None):
         with open(path) as f:
             text = f.read()
         seconds = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
-        name = "LONG_KEY_THRESHOLD" if keys.is_long_key(seconds) else "DEFAULT_THRESHOLD"
+        name = keys.threshold_constant(seconds, key["lag_periods"])
+        if name is None:
+            print("calibrate: no default constant for a %.1f s key with lag_periods %d; "
+                  "put the threshold in the key instead" % (seconds, key["lag_periods"]), file=sys.stderr)
+            return 2
         text = re.sub(r"\n%s = [0-9.]+" % name, "\n%s = %.2f" % (name, recommended), text)
         with open(path, "w") as f:
             f.write(text)

@@ -12,17 +12,24 @@ from . import keys
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible key (default: random).")
 @click.option("--seconds", "key_seconds", type=float, default=None,
               help="Mark length the key spans (default 2.0 s).")
+@click.option("--lag-periods", type=click.IntRange(1, 8), default=None,
+              help="Pattern periods the detector compares (default 3; 6 finds more marks and "
+                   "costs 1.5x the CPU: ESP32-class boards).")
+@click.option("--threshold", type=click.FloatRange(1.0, 1000.0), default=None,
+              help="Detection threshold (default: the calibrated one for this key's shape).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
-def command(keyfile, seed, key_seconds, force, as_json):
+def command(keyfile, seed, key_seconds, lag_periods, threshold, force, as_json):
     """Generate a key file: the binary inversion sequence, noise seed and threshold."""
-    record = keys.generate(seed, key_seconds=key_seconds)
+    record = keys.generate(seed, key_seconds=key_seconds, lag_periods=lag_periods, threshold=threshold)
     keys.save(record, keyfile, force=force)
     if as_json:
         click.echo(json.dumps(record))
     else:
-        click.echo("wrote %s: key %s, %d key bits (%.2f s), pattern %d x %d samples, threshold %.2f" % (
-            keyfile, record["key_id"], len(record["key_bits"]),
-            len(record["key_bits"]) * record["block_samples"] / record["sample_rate_hz"],
-            record["pattern_blocks"], record["block_samples"], record["threshold"]))
+        click.echo("wrote %s: key %s, %d key bits (%.2f s), pattern %d x %d samples, "
+                   "%d lag periods, threshold %.2f" % (
+                       keyfile, record["key_id"], len(record["key_bits"]),
+                       len(record["key_bits"]) * record["block_samples"] / record["sample_rate_hz"],
+                       record["pattern_blocks"], record["block_samples"], record["lag_periods"],
+                       record["threshold"]))
     return 0

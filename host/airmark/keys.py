@@ -31,6 +31,8 @@ DEFAULT_THRESHOLD = 5.45
 # Keys longer than 2 s: their unmarked score has heavier tails (a sum of more terms is closer
 # to Gaussian). Calibrated on a 6 s key (`tools/calibrate.py --key`, docs/ALGORITHM.md §5).
 LONG_KEY_THRESHOLD = 5.75
+# 2 s keys with lag_periods 6 (ESP32-class boards, docs/ALGORITHM.md §2 "Why several periods").
+J6_THRESHOLD = 5.95
 
 
 def is_long_key(key_seconds):
@@ -38,9 +40,25 @@ def is_long_key(key_seconds):
     return key_seconds > DEFAULTS["key_seconds"] + 1e-9
 
 
-def default_threshold(key_seconds):
-    """The calibrated threshold for a key of this length (s)."""
-    return LONG_KEY_THRESHOLD if is_long_key(key_seconds) else DEFAULT_THRESHOLD
+def threshold_constant(key_seconds, lag_periods=None):
+    """Name of the calibrated constant for keys of this shape, or None if none was calibrated."""
+    nj = lag_periods or DEFAULTS["lag_periods"]
+    if nj == DEFAULTS["lag_periods"]:
+        return "LONG_KEY_THRESHOLD" if is_long_key(key_seconds) else "DEFAULT_THRESHOLD"
+    if nj == 6 and not is_long_key(key_seconds):
+        return "J6_THRESHOLD"
+    return None
+
+
+def default_threshold(key_seconds, lag_periods=None):
+    """The calibrated threshold for a key of this length (s) and lag_periods."""
+    name = threshold_constant(key_seconds, lag_periods)
+    if name is None:
+        raise AirmarkError("no calibrated threshold for a %g s key with lag_periods %d: pass "
+                           "--threshold (python tools/calibrate.py --key KEY finds one)"
+                           % (key_seconds, lag_periods))
+    return globals()[name]
+
 
 _CANDIDATES = 400
 
@@ -110,7 +128,7 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
         "band_hz": list(band_hz or DEFAULTS["band_hz"]),
         "key_bits": key_bits,
         "noise_seed": noise_seed,
-        "threshold": float(threshold if threshold is not None else default_threshold(secs)),
+        "threshold": float(threshold if threshold is not None else default_threshold(secs, nj)),
         "diff_weight": dwt,
     }
     record["checksum"] = _ak.checksum(record)
