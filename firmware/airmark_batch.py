@@ -78,7 +78,6 @@ def feed_hops(det, x):
 
     phase = (hops0 + np.arange(m)) % sub
     nhyp = len(det.hyp_pairs)
-    nj = det.lag_periods
     nums = np.zeros((det.npairs, m), dtype=np.int64)
     qs = np.zeros((det.npairs, m), dtype=np.int64)
     cur = fl[ring:]

@@ -94,12 +94,16 @@ def state_bounds(record):
     return {"d": d, "num_q8": 256 * n * d, "den": n * d * d, "dot": (k - pb) * d}
 
 
+def _sums_fit(b):
+    return b["den"] <= SMALL_INT_MAX and b["num_q8"] <= SMALL_INT_MAX and b["dot"] < FLOAT32_EXACT
+
+
 def _bound_problems(record):
     b = state_bounds(record)
     out = []
     if b["d"] > 32767:
         out.append("block_samples too large: D would not fit the int16 ring")
-    if b["den"] > SMALL_INT_MAX or b["num_q8"] > SMALL_INT_MAX or b["dot"] >= FLOAT32_EXACT:
+    if not _sums_fit(b):
         out.append("key too long for this block size and lag_periods: the detector's sums "
                    "could exceed its exact integer range (%d bits at most)" % max_key_bits(record))
     return out
@@ -112,8 +116,7 @@ def max_key_bits(record):
         mid = (lo + hi + 1) // 2
         r = dict(record)
         r["key_bits"] = "0" * mid
-        b = state_bounds(r)
-        if b["den"] <= SMALL_INT_MAX and b["num_q8"] <= SMALL_INT_MAX and b["dot"] < FLOAT32_EXACT:
+        if _sums_fit(state_bounds(r)):
             lo = mid
         else:
             hi = mid - 1

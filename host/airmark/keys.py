@@ -89,7 +89,11 @@ def key_quality(signs, pattern_blocks, lag_periods):
 def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=None,
              key_seconds=None, band_hz=None, threshold=None, diff_weight=None):
     """A new key record. The key bits are the best of many random candidates
-    (lowest worst-case leakage of steady and periodic content, see key_quality)."""
+    (lowest worst-case leakage of steady and periodic content, see key_quality).
+
+    diff_weight 1 gives the detector's full difference of keys made before the field
+    existed (for comparisons); such a key still gets the w = 2 threshold unless
+    `threshold` is given (w = 1 was calibrated at 5.35, and 5.5 for longer keys)."""
     n = block_samples or DEFAULTS["block_samples"]
     pb = pattern_blocks or DEFAULTS["pattern_blocks"]
     nj = lag_periods or DEFAULTS["lag_periods"]
