@@ -54,7 +54,7 @@ def make_detector(key, **kwargs):
     return fw.module("airmark_detector").Detector(key, **kwargs)
 
 
-BATCH_HOPS = 4096  # hops per vectorised chunk (33 s of audio, about 3 MB of temporaries)
+BATCH_HOPS = 4096  # hops per vectorised chunk: 33 s of audio, 17.5 MB peak of temporaries (tracemalloc)
 
 
 def detect_samples(samples, key, *, progress=None, per_hop=False):
