@@ -73,6 +73,11 @@ def checksum(record):
     return "sha256:" + "".join("%02x" % b for b in digest)
 
 
+def min_key_bits(pattern_blocks, lag_periods):
+    """The shortest key_bits: more than 2 x pattern_blocks x lag_periods blocks."""
+    return 2 * pattern_blocks * lag_periods + 1
+
+
 def diff_weight(record):
     return record.get("diff_weight", 1)
 
@@ -158,7 +163,7 @@ def problems(record):
     elif not (_KEY_BITS_MIN <= len(bits) <= _KEY_BITS_MAX):
         out.append("key_bits has %d bits, expected %d..%d" % (len(bits), _KEY_BITS_MIN, _KEY_BITS_MAX))
     elif (isinstance(record["pattern_blocks"], int) and isinstance(record["lag_periods"], int)
-          and len(bits) <= 2 * record["pattern_blocks"] * record["lag_periods"]):
+          and len(bits) < min_key_bits(record["pattern_blocks"], record["lag_periods"])):
         out.append("key_bits must span more than 2 x pattern_blocks x lag_periods blocks")
     if isinstance(record["block_samples"], int) and record["block_samples"] % 64:
         out.append("block_samples must be a multiple of 64 (hops of whole 32-bit feature words)")

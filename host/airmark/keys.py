@@ -101,9 +101,10 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     dwt = diff_weight or DEFAULTS["diff_weight"]
     nbits = int(round(secs * DEFAULTS["sample_rate_hz"] / n))
     block_s = n / DEFAULTS["sample_rate_hz"]
-    if nbits <= 2 * pb * nj:
-        raise AirmarkError("a key of %g s is too short: it must span more than %d blocks (%.2f s)"
-                           % (secs, 2 * pb * nj, (2 * pb * nj + 1) * block_s))
+    shortest = _ak.min_key_bits(pb, nj)
+    if nbits < shortest:
+        raise AirmarkError("a key of %g s is too short: it must span at least %d blocks (%.2f s)"
+                           % (secs, shortest, shortest * block_s))
     shape = {"block_samples": n, "pattern_blocks": pb, "lag_periods": nj,
              "key_bits": "0" * nbits, "diff_weight": dwt}
     if nbits > _ak.max_key_bits(shape):
