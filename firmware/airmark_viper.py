@@ -127,15 +127,16 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
         tot = ((int(st[ti]) ^ sgn) - sgn) + dd - old
         st[ti] = tot
         npos = int(st[b + 12])
+        # Offset binary: (u ^ 0x8000) is D + 32768 for the int16 D stored as u, so the
+        # loop has no sign branch and the offset comes off once at the end.
         acc = 0
-        q = 0
+        q = mo
+        qend = mo + npos
         i = dbase + start
-        while q < npos:
-            v = int(d[i + 2 * int(pos[mo + q])])
-            if v >= 32768:
-                v -= 65536
-            acc += v
+        while q < qend:
+            acc += int(d[i + 2 * int(pos[q])]) ^ 0x8000
             q += 1
+        acc -= npos << 15
         num = 2 * acc - tot
         if not st[b + 13]:
             num = -num
