@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import fw_helpers as h
 
 
@@ -17,3 +19,20 @@ def test_bench_json():
     for k in ("rp2040_125mhz_viper_us", "rp2040_125mhz_ulab_only_us"):
         assert 0 < d[k]["share_low_pct"] <= d[k]["share_typical_pct"]
     assert d["arrays_bytes"] == d["state_bytes"] + d["capture_bytes_rp2"]
+
+
+def test_bench_viper_reports_the_hop_and_its_kernels():
+    """tools/bench_viper.py under real MicroPython: the hop, its three kernels, the load."""
+    if h.micropython_bin() is None:
+        pytest.skip("no micropython")
+    root = os.path.dirname(h.TOOLS)
+    r = subprocess.run([h.micropython_bin(), os.path.join(h.TOOLS, "bench_viper.py"),
+                        os.path.join(root, "tests", "golden", "key.json")],
+                       capture_output=True, text=True, timeout=120, cwd=root)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert d["lag_pairs"] == 9 and d["hop_samples"] == 128
+    parts = [d[k] for k in ("features_over_dot1024", "pairs_over_dot1024", "best_over_dot1024")]
+    assert all(p > 0 for p in parts)
+    assert d["hop_over_dot1024"] > max(parts)  # the hop runs all three
+    assert d["rp2040_125mhz_load_pct"] > d["esp32_240mhz_load_pct_clock_scaled"] > 0

@@ -3,7 +3,7 @@
 Usage: micropython tools/bench_viper.py [KEYJSON]
 
 Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
-every lag pair, matched filters, best hypothesis) and the reference kernel measured
+every lag pair, matched filters, best hypothesis), each of its three kernels alone, and the reference kernel measured
 on an RP2040 in ../shared/notes/rp2040-costs.md: a viper int32 dot of two 1024-sample
 array('h') (745 us at 125 MHz). The ratio of the two, taken in one run on this
 machine, times 745 us estimates the hop's cost on an RP2040; both are integer viper
@@ -77,6 +77,12 @@ def main():
     t_dot = best_of(lambda: dot1024(a, b, 1024), 50)
     t_hop = best_of(lambda: det.feed(x), 200)
     ratio = t_hop / t_dot
+    # The hop's parts, each kernel alone (after the hop timing: they disturb the state).
+    k = det.kernels
+    t_feat = best_of(lambda: k.features(x, det._xa, det._feat_buf, 0, det._ring, h), 200)
+    t_pairs = best_of(lambda: k.hop_pairs(det._feat_buf, det._st, det._da, det._pos, 0, 0), 200)
+    t_best = best_of(lambda: k.best_score(det._st, det._hyps8, len(det._hyps8),
+                                          det.lag_periods, 0), 200)
     hop_us_rp2040 = ratio * RP2040_DOT1024_US
     hop_period_us = 1e6 * h / key["sample_rate_hz"]
     out = {
@@ -86,6 +92,9 @@ def main():
         "host_hop_us": round(t_hop, 2),
         "host_dot1024_us": round(t_dot, 2),
         "hop_over_dot1024": round(ratio, 3),
+        "features_over_dot1024": round(t_feat / t_dot, 3),
+        "pairs_over_dot1024": round(t_pairs / t_dot, 3),
+        "best_over_dot1024": round(t_best / t_dot, 3),
         "rp2040_125mhz_hop_us": round(hop_us_rp2040),
         "rp2040_125mhz_load_pct": round(100 * hop_us_rp2040 / hop_period_us, 1),
         "esp32_240mhz_load_pct_clock_scaled": round(100 * hop_us_rp2040 * RP2040_HZ / ESP32_HZ / hop_period_us, 1),
