@@ -128,7 +128,9 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
         st[ti] = tot
         npos = int(st[b + 12])
         # Offset binary: (u ^ 0x8000) is D + 32768 for the int16 D stored as u, so the
-        # loop has no sign branch and the offset comes off once at the end.
+        # loop has no sign branch and the offset comes off once at the end
+        # (acc < npos * 2**16, and npos <= wlen / 2 < 2**15 as pos holds uint16 indices:
+        # acc < 2**31, a machine int on 32-bit ports).
         acc = 0
         q = mo
         qend = mo + npos

@@ -3,9 +3,9 @@
 Usage: micropython tools/bench_viper.py [KEYJSON]
 
 Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
-every lag pair, matched filters, best hypothesis), each of its three kernels alone, and the reference kernel measured
-on an RP2040 in ../shared/notes/rp2040-costs.md: a viper int32 dot of two 1024-sample
-array('h') (745 us at 125 MHz). The ratio of the two, taken in one run on this
+every lag pair, matched filters, best hypothesis), each of its three kernels alone,
+and the reference kernel measured on an RP2040 in ../shared/notes/rp2040-costs.md:
+a viper int32 dot of two 1024-sample array('h') (745 us at 125 MHz). The ratio of the two, taken in one run on this
 machine, times 745 us estimates the hop's cost on an RP2040; both are integer viper
 code, so the ratio carries over better than absolute times. Prints one JSON line.
 """
