@@ -249,6 +249,19 @@ class Detector:
             st[b + 13] = 1 if sigma > 0 else 0
             off += npos
         self._st = st
+        # Pairs by period for the viper matched filters: [groups, (count, p0, p1, p2)...];
+        # the pairs of one period share wlen, the positions and sigma.
+        groups = []
+        for j in range(1, nj + 1):
+            g = [p for p in range(npairs) if periods[p] == j]
+            if len(g) > 3:
+                raise ValueError("more than 3 lag pairs per period")
+            groups.append([len(g)] + g + [0] * (3 - len(g)))
+        self._grp = bytearray(1 + 4 * len(groups))
+        self._grp[0] = len(groups)
+        for i in range(len(groups)):
+            for m in range(4):
+                self._grp[1 + 4 * i + m] = groups[i][m]
         self.hops = 0
         self.samples = 0
         self.score_q8 = 0
@@ -291,7 +304,7 @@ class Detector:
         else:
             total = len(fb) * 8  # CPython float64 ring
         total += 2 * len(self._xa) + 2 * len(self._da)
-        total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8)
+        total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8) + len(self._grp)
         if np is not None:
             total += 2 * len(self._plus)
         for m in self._mods:
@@ -409,7 +422,7 @@ class Detector:
         kern = self.kernels
         if kern is not None:
             kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
-            kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm)
+            kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp)
             packed = kern.best_score(self._st, self._hyps8, len(self._hyps8), self.lag_periods, phase)
         else:
             self._features(x, w)

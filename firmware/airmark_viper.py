@@ -54,11 +54,15 @@ def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
 
 
 @micropython.viper
-def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
+def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int, grp: ptr8):
     """For every lag pair: correlation c, block sum C, difference D = dw*C - C(one block
     earlier) (dw = st[4], the key's diff_weight), D ring and
     window sums (D^2 and D), matched filter num = sigma * (2 * sum over the rarer
-    sign's positions - window sum). Detector._pairs computes the same in array ops."""
+    sign's positions - window sum). Detector._pairs computes the same in array ops.
+
+    grp lists the pairs by period: [count, p0, p1, p2] per period j (count 1..3), since
+    the pairs of one period share the window and the modulation: their matched filters
+    run in one loop that reads each position once."""
     sgn = 1 << 29
     sgn = sgn << 2  # 2**31 as a machine int (a literal would be a boxed big int)
     ones = (sgn << 1) - 1  # 0xFFFFFFFF (all ones on a 32-bit MCU)
@@ -79,7 +83,6 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
         b = 5 + 14 * p
         lag = int(st[b])
         wl = int(st[b + 1])
-        mo = int(st[b + 2])
         a = w - lag
         if a < 0:
             a += ring
@@ -120,30 +123,70 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int):
         d[dbase + hm + dlen] = dd
         qi = b + 8 + phase
         st[qi] = ((int(st[qi]) ^ sgn) - sgn) + dd * dd - old * old
-        start = hm - (wl - 1) * 2
-        if start < 0:
-            start += dlen
         ti = b + 10 + phase
         tot = ((int(st[ti]) ^ sgn) - sgn) + dd - old
         st[ti] = tot
+        p += 1
+    # Matched filters, one loop per period. Offset binary: (u ^ 0x8000) is D + 32768 for
+    # the int16 D stored as u, so the loop has no sign branch and the offset comes off once
+    # at the end (acc < npos * 2**16, and npos <= wlen / 2 < 2**15 as pos holds uint16
+    # indices: acc < 2**31, a machine int on 32-bit ports).
+    ng = int(grp[0])
+    gi = 1
+    g = 0
+    while g < ng:
+        cnt = int(grp[gi])
+        p0 = int(grp[gi + 1])
+        b = 5 + 14 * p0
+        wl = int(st[b + 1])
+        mo = int(st[b + 2])
         npos = int(st[b + 12])
-        # Offset binary: (u ^ 0x8000) is D + 32768 for the int16 D stored as u, so the
-        # loop has no sign branch and the offset comes off once at the end
-        # (acc < npos * 2**16, and npos <= wlen / 2 < 2**15 as pos holds uint16 indices:
-        # acc < 2**31, a machine int on 32-bit ports).
-        acc = 0
+        start = hm - (wl - 1) * 2
+        if start < 0:
+            start += dlen
+        i0 = p0 * 2 * dlen + start
+        a0 = 0
+        a1 = 0
+        a2 = 0
         q = mo
         qend = mo + npos
-        i = dbase + start
-        while q < qend:
-            acc += int(d[i + 2 * int(pos[q])]) ^ 0x8000
-            q += 1
-        acc -= npos << 15
-        num = 2 * acc - tot
-        if not st[b + 13]:
-            num = -num
-        st[b + 5] = num
-        p += 1
+        if cnt == 3:
+            i1 = int(grp[gi + 2]) * 2 * dlen + start
+            i2 = int(grp[gi + 3]) * 2 * dlen + start
+            while q < qend:
+                k = 2 * int(pos[q])
+                a0 += int(d[i0 + k]) ^ 0x8000
+                a1 += int(d[i1 + k]) ^ 0x8000
+                a2 += int(d[i2 + k]) ^ 0x8000
+                q += 1
+        elif cnt == 2:
+            i1 = int(grp[gi + 2]) * 2 * dlen + start
+            while q < qend:
+                k = 2 * int(pos[q])
+                a0 += int(d[i0 + k]) ^ 0x8000
+                a1 += int(d[i1 + k]) ^ 0x8000
+                q += 1
+        else:
+            while q < qend:
+                a0 += int(d[i0 + 2 * int(pos[q])]) ^ 0x8000
+                q += 1
+        off = npos << 15
+        m = 0
+        while m < cnt:
+            pb = 5 + 14 * int(grp[gi + 1 + m])
+            if m == 0:
+                acc = a0
+            elif m == 1:
+                acc = a1
+            else:
+                acc = a2
+            num = 2 * (acc - off) - ((int(st[pb + 10 + phase]) ^ sgn) - sgn)
+            if not st[pb + 13]:
+                num = -num
+            st[pb + 5] = num
+            m += 1
+        gi += 4
+        g += 1
 
 
 @micropython.viper

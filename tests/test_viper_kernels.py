@@ -42,9 +42,18 @@ def test_golden_vector_under_micropython_viper(mpy, golden):
     assert out.count("PASS") == 3 and "kernels: viper" in out
 
 
-def test_random_vectors_under_micropython_viper(mpy, core_numpy, tmp_path):
-    """Fresh vectors (noise bursts, clipping, silence, a mark) from the numpy path."""
-    key = sg.key_record(seed=77, threshold=5.0)
+@pytest.mark.parametrize("shape", [{}, {"pattern_blocks": 4, "lag_periods": 4}],
+                         ids=["default", "p4-j4"])
+def test_random_vectors_under_micropython_viper(mpy, core_numpy, tmp_path, shape):
+    """Fresh vectors (noise bursts, clipping, silence, a mark) from the numpy path.
+
+    The P = 4 key has periods with one lag pair and periods with three: the viper matched
+    filters run a loop per period, for however many pairs it has."""
+    key = sg.key_record(seed=77, threshold=5.0, **shape)
+    periods = core_numpy.pair_lags(key["block_samples"], key["pattern_blocks"],
+                                   key["lag_periods"])[1]
+    per_period = [periods.count(j) for j in range(1, key["lag_periods"] + 1)]
+    assert per_period == ([3, 3, 3] if not shape else [1, 3, 3, 3])
     rng = np.random.default_rng(3)
     host = sg.music_like(4.0, seed=5)
     y, _ = sg.embed_reference(host, key, 1.0, -6.0)

@@ -80,7 +80,7 @@ def main():
     # The hop's parts, each kernel alone (after the hop timing: they disturb the state).
     k = det.kernels
     t_feat = best_of(lambda: k.features(x, det._xa, det._feat_buf, 0, det._ring, h), 200)
-    t_pairs = best_of(lambda: k.hop_pairs(det._feat_buf, det._st, det._da, det._pos, 0, 0), 200)
+    t_pairs = best_of(lambda: k.hop_pairs(det._feat_buf, det._st, det._da, det._pos, 0, 0, det._grp), 200)
     t_best = best_of(lambda: k.best_score(det._st, det._hyps8, len(det._hyps8),
                                           det.lag_periods, 0), 200)
     hop_us_rp2040 = ratio * RP2040_DOT1024_US
