@@ -250,12 +250,14 @@ class Detector:
             off += npos
         self._st = st
         # Pairs by period for the viper matched filters: [groups, (count, p0, p1, p2)...];
-        # the pairs of one period share wlen, the positions and sigma.
+        # the pairs of one period share wlen, the positions and sigma. The drift
+        # hypotheses are symmetric and offsets are clamped to +-1, so a period has
+        # 1 pair (offset 0) or 3 (-1, 0, +1).
         groups = []
         for j in range(1, nj + 1):
             g = [p for p in range(npairs) if periods[p] == j]
-            if len(g) > 3:
-                raise ValueError("more than 3 lag pairs per period")
+            if len(g) not in (1, 3):
+                raise ValueError("a period must have 1 or 3 lag pairs, not %d" % len(g))
             groups.append([len(g)] + g + [0] * (3 - len(g)))
         self._grp = bytearray(1 + 4 * len(groups))
         self._grp[0] = len(groups)

@@ -60,7 +60,7 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int, grp
     window sums (D^2 and D), matched filter num = sigma * (2 * sum over the rarer
     sign's positions - window sum). Detector._pairs computes the same in array ops.
 
-    grp lists the pairs by period: [count, p0, p1, p2] per period j (count 1..3), since
+    grp lists the pairs by period: [count, p0, p1, p2] per period j (count 1 or 3), since
     the pairs of one period share the window and the modulation: their matched filters
     run in one loop that reads each position once."""
     sgn = 1 << 29
@@ -159,13 +159,6 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int, grp
                 a1 += int(d[i1 + k]) ^ 0x8000
                 a2 += int(d[i2 + k]) ^ 0x8000
                 q += 1
-        elif cnt == 2:
-            i1 = int(grp[gi + 2]) * 2 * dlen + start
-            while q < qend:
-                k = 2 * int(pos[q])
-                a0 += int(d[i0 + k]) ^ 0x8000
-                a1 += int(d[i1 + k]) ^ 0x8000
-                q += 1
         else:
             while q < qend:
                 a0 += int(d[i0 + 2 * int(pos[q])]) ^ 0x8000
@@ -174,11 +167,10 @@ def hop_pairs(feat: ptr32, st: ptr32, d: ptr16, pos: ptr16, w: int, hm: int, grp
         m = 0
         while m < cnt:
             pb = 5 + 14 * int(grp[gi + 1 + m])
-            if m == 0:
-                acc = a0
-            elif m == 1:
+            acc = a0
+            if m == 1:
                 acc = a1
-            else:
+            elif m == 2:
                 acc = a2
             num = 2 * (acc - off) - ((int(st[pb + 10 + phase]) ^ sgn) - sgn)
             if not st[pb + 13]:
