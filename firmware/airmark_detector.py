@@ -208,8 +208,8 @@ class Detector:
             self._plus = np.ones(h, dtype=np.int8)
             self._minus = np.zeros(h, dtype=np.int8) - self._plus
 
-        # D rings (mirrored int16), modulations m_i = s_i s_(i-jP) as bytes (1: +1, 0: -1)
-        # and as floats (for np.dot on the array-ops path).
+        # D rings (mirrored int16); the modulations m_i = s_i s_(i-jP) as floats for np.dot
+        # on the array-ops path, or as the rarer sign's positions for the viper kernel.
         dlen = (k + 1) * SUBBLOCKS  # even, and > wlen*SUBBLOCKS: the leaving value is held
         self._dlen = dlen
         self._da = _int16_array(npairs * 2 * dlen)
@@ -217,10 +217,20 @@ class Detector:
             self._d = np.frombuffer(self._da, dtype=np.int16)
         # The matched filter sums D over the positions of the rarer sign only:
         # sum_i m_i D_i = sigma * (2 * sum_{m_i = sigma} D_i - T), T = sum_i D_i (running).
+        # The pairs of one period share their positions: one list per period, stored
+        # back to back in _pos (the rarer sign's, so at most wlen/2 each).
+        pos_at = {}  # period -> (offset in _pos, npos, sigma)
+        plists = []
         total = 0
-        for p in range(npairs):
-            total += k - periods[p] * pb
-        self._pos = array.array("H", (0 for _ in range(total)))
+        for j in range(1, nj + 1):
+            shift = j * pb
+            mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
+            sigma = 1 if 2 * mods.count(1) <= k - shift else -1
+            plist = [i for i in range(k - shift) if mods[i] == sigma]
+            pos_at[j] = (total, len(plist), sigma)
+            plists.append(plist)
+            total += len(plist)
+        self._pos = array.array("H", (i for plist in plists for i in plist))
         self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
         st[0] = npairs
@@ -228,26 +238,17 @@ class Detector:
         st[2] = h
         st[3] = dlen
         st[4] = self.diff_weight
-        off = 0
         for p in range(npairs):
             shift = periods[p] * pb
             wl = k - shift
-            mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
-            sigma = 1 if 2 * mods.count(1) <= wl else -1
-            npos = 0
-            for i in range(wl):
-                if mods[i] == sigma:
-                    self._pos[off + npos] = i
-                    npos += 1
-            if np is not None:
+            if np is not None and self.kernels is None:  # the array-ops path's matched filter
+                mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
                 self._mods.append(np.array(mods, dtype=FLOAT))
             b = ST_HEADER + ST_PAIR * p
             st[b] = lags[p]
             st[b + 1] = wl
-            st[b + 2] = off
-            st[b + 12] = npos
+            st[b + 2], st[b + 12], sigma = pos_at[periods[p]]
             st[b + 13] = 1 if sigma > 0 else 0
-            off += npos
         self._st = st
         # Pairs by period for the viper matched filters: [groups, (count, p0, p1, p2)...];
         # the pairs of one period share wlen, the positions and sigma. The drift

@@ -205,3 +205,39 @@ def test_silence_and_reset(core_numpy, diff_weight):
 def test_state_fits_budget(key, core_ulab):
     det = core_ulab.Detector(key)
     assert det.state_bytes() <= 48 * 1024
+
+
+@pytest.mark.parametrize("shape", [{}, {"pattern_blocks": 4, "lag_periods": 4},
+                                   {"lag_periods": 6}], ids=["default", "p4-j4", "j6"])
+def test_viper_positions_once_per_period(shape, core_numpy):
+    """The viper matched filters read the rarer sign's positions of each pair's own
+    modulation, held once per period and shared by that period's pairs (grouped in _grp)."""
+    key = sg.key_record(seed=11, **shape)
+    det = core_numpy.Detector(key)
+    k, pb = len(key["key_bits"]), key["pattern_blocks"]
+    s = core_numpy.key_signs(key["key_bits"])
+    periods = core_numpy.pair_lags(key["block_samples"], pb, key["lag_periods"])[1]
+    st, pos, grp = det._st, list(det._pos), list(det._grp)
+    expect_total = 0
+    for j in range(1, key["lag_periods"] + 1):
+        m = [s[i] * s[i - j * pb] for i in range(j * pb, k)]
+        sigma = 1 if 2 * m.count(1) <= len(m) else -1
+        expect_total += sum(1 for v in m if v == sigma)
+    assert len(pos) == expect_total
+    for p in range(det.npairs):
+        b = core_numpy.ST_HEADER + core_numpy.ST_PAIR * p
+        j = periods[p]
+        m = [s[i] * s[i - j * pb] for i in range(j * pb, k)]
+        sigma = 1 if st[b + 13] else -1
+        mine = pos[st[b + 2]:st[b + 2] + st[b + 12]]
+        assert mine == [i for i, v in enumerate(m) if v == sigma]
+        assert 2 * len(mine) <= len(m)
+    assert grp[0] == key["lag_periods"]
+    grouped = []
+    for g in range(grp[0]):
+        cnt = grp[1 + 4 * g]
+        assert cnt in (1, 3)
+        members = grp[2 + 4 * g:2 + 4 * g + cnt]
+        assert all(periods[p] == g + 1 for p in members)
+        grouped += members
+    assert sorted(grouped) == list(range(det.npairs))
