@@ -217,19 +217,32 @@ class Detector:
             self._d = np.frombuffer(self._da, dtype=np.int16)
         # The matched filter sums D over the positions of the rarer sign only:
         # sum_i m_i D_i = sigma * (2 * sum_{m_i = sigma} D_i - T), T = sum_i D_i (running).
-        # The pairs of one period share their positions: one list per period, stored
-        # back to back in _pos (the rarer sign's, so at most wlen/2 each).
+        # The pairs of one period share the modulation, so their positions (the rarer
+        # sign's, at most wlen/2 each) are stored once per period, back to back in _pos,
+        # and the viper kernel gets the pairs grouped by period in _grp:
+        # [groups, (count, p0, p1, p2)...]. The drift hypotheses are symmetric and offsets
+        # are clamped to +-1, so a period has 1 pair (offset 0) or 3 (-1, 0, +1).
+        mods_of = {}  # period -> the modulations m_i
         pos_at = {}  # period -> (offset in _pos, npos, sigma)
         plists = []
         total = 0
+        self._grp = bytearray(1 + 4 * nj)
+        self._grp[0] = nj
         for j in range(1, nj + 1):
             shift = j * pb
             mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
             sigma = 1 if 2 * mods.count(1) <= k - shift else -1
             plist = [i for i in range(k - shift) if mods[i] == sigma]
+            mods_of[j] = mods
             pos_at[j] = (total, len(plist), sigma)
             plists.append(plist)
             total += len(plist)
+            g = [p for p in range(npairs) if periods[p] == j]
+            if len(g) not in (1, 3):
+                raise ValueError("a period must have 1 or 3 lag pairs, not %d" % len(g))
+            self._grp[4 * j - 3] = len(g)
+            for m in range(len(g)):
+                self._grp[4 * j - 2 + m] = g[m]
         self._pos = array.array("H", (i for plist in plists for i in plist))
         self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
@@ -239,32 +252,14 @@ class Detector:
         st[3] = dlen
         st[4] = self.diff_weight
         for p in range(npairs):
-            shift = periods[p] * pb
-            wl = k - shift
             if np is not None and self.kernels is None:  # the array-ops path's matched filter
-                mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
-                self._mods.append(np.array(mods, dtype=FLOAT))
+                self._mods.append(np.array(mods_of[periods[p]], dtype=FLOAT))
             b = ST_HEADER + ST_PAIR * p
             st[b] = lags[p]
-            st[b + 1] = wl
+            st[b + 1] = k - periods[p] * pb
             st[b + 2], st[b + 12], sigma = pos_at[periods[p]]
             st[b + 13] = 1 if sigma > 0 else 0
         self._st = st
-        # Pairs by period for the viper matched filters: [groups, (count, p0, p1, p2)...];
-        # the pairs of one period share wlen, the positions and sigma. The drift
-        # hypotheses are symmetric and offsets are clamped to +-1, so a period has
-        # 1 pair (offset 0) or 3 (-1, 0, +1).
-        groups = []
-        for j in range(1, nj + 1):
-            g = [p for p in range(npairs) if periods[p] == j]
-            if len(g) not in (1, 3):
-                raise ValueError("a period must have 1 or 3 lag pairs, not %d" % len(g))
-            groups.append([len(g)] + g + [0] * (3 - len(g)))
-        self._grp = bytearray(1 + 4 * len(groups))
-        self._grp[0] = len(groups)
-        for i in range(len(groups)):
-            for m in range(4):
-                self._grp[1 + 4 * i + m] = groups[i][m]
         self.hops = 0
         self.samples = 0
         self.score_q8 = 0
