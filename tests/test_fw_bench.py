@@ -36,3 +36,8 @@ def test_bench_viper_reports_the_hop_and_its_kernels():
     assert all(p > 0 for p in parts)
     assert d["hop_over_dot1024"] > 0
     assert d["rp2040_125mhz_load_pct"] > d["esp32_240mhz_load_pct_clock_scaled"] > 0
+    # The second reference: the same dot in bytecode, which is tens of times the viper
+    # dot on any port (14x on an RP2040); the glue is what the kernels leave of the hop.
+    assert d["bytecode_dot1024_over_dot1024"] > 3
+    assert d["glue_over_bytecode_dot1024"] >= 0
+    assert d["rp2040_125mhz_load_pct_viper_scaled"] > 0
