@@ -8,7 +8,7 @@ and the reference kernel measured on an RP2040 in ../shared/notes/rp2040-costs.m
 a viper int32 dot of two 1024-sample array('h') (745 us at 125 MHz), and the same dot in
 plain bytecode (10 447 us). The hop is viper kernels plus a little bytecode glue in
 Detector.feed, and the two do not scale alike between machines: bytecode costs 14x the
-viper dot on an RP2040 but 30-40x on a desktop. So the estimate scales each part by its
+viper dot on an RP2040 but 30-46x on a desktop. So the estimate scales each part by its
 own reference, both taken in one run on this machine: the three kernels by the viper
 dot, the rest of the hop by the bytecode dot (`rp2040_125mhz_load_pct`). The older
 estimate, the whole hop scaled by the viper dot, is kept as
