@@ -251,9 +251,13 @@ class Detector:
         st[2] = h
         st[3] = dlen
         st[4] = self.diff_weight
+        mod_arrays = {}  # period -> its float modulations, one array shared by its pairs
         for p in range(npairs):
             if np is not None and self.kernels is None:  # the array-ops path's matched filter
-                self._mods.append(np.array(mods_of[periods[p]], dtype=FLOAT))
+                j = periods[p]
+                if j not in mod_arrays:
+                    mod_arrays[j] = np.array(mods_of[j], dtype=FLOAT)
+                self._mods.append(mod_arrays[j])
             b = ST_HEADER + ST_PAIR * p
             st[b] = lags[p]
             st[b + 1] = k - periods[p] * pb
@@ -305,8 +309,11 @@ class Detector:
         total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8) + len(self._grp)
         if np is not None:
             total += 2 * len(self._plus)
+        counted = []  # the pairs of a period share one array: count it once
         for m in self._mods:
-            total += len(m) * (4 if ULAB else 8)
+            if not any(m is c for c in counted):
+                counted.append(m)
+                total += len(m) * (4 if ULAB else 8)
         return total
 
     def reset(self):

@@ -167,9 +167,11 @@ def test_keys_beyond_the_integer_bounds_are_refused():
     from airmark.errors import AirmarkError
 
     ak = fw.module("airmark_key")
-    key = keys.generate(1)
+    key = keys.generate(1, lag_periods=3)
     longest = ak.max_key_bits(key)
     assert 600 <= longest <= 640  # about 10 s of 16 ms blocks with diff_weight 2
+    # six periods sum twice as many terms: about 5.3 s
+    assert 320 <= ak.max_key_bits(keys.generate(1)) <= 340
     assert ak.max_key_bits(dict(key, diff_weight=1)) > 2 * longest
     long_key = dict(key, key_bits="01" * ((longest + 2) // 2))
     long_key["checksum"] = ak.checksum(long_key)
@@ -196,8 +198,15 @@ def test_silence_and_reset(core_numpy, diff_weight):
     if diff_weight == 1:
         assert det.score == 0.0
     else:
-        imbalance = sum(abs(sum(m)) for m in det._mods) / np.sqrt(sum(len(m) for m in det._mods))
-        assert 0 < det.score <= imbalance + 0.01 and det.score < 1.0
+        # D is the same constant in every term: each hypothesis scores
+        # sum_j sum_i m_ij / sqrt(sum_j n_j) over one pair per period, or 0 if negative
+        periods = core_numpy.pair_lags(key["block_samples"], key["pattern_blocks"],
+                                       key["lag_periods"])[1]
+        first = [periods.index(j) for j in range(1, key["lag_periods"] + 1)]
+        s = sum(float(sum(det._mods[p])) for p in first)
+        n = sum(len(det._mods[p]) for p in first)
+        assert det.score == pytest.approx(max(0.0, s / np.sqrt(n)), abs=0.02)
+        assert det.score < 1.0
     det.reset()
     assert det.hops == 0 and det.samples == 0
 

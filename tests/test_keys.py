@@ -21,25 +21,31 @@ def test_generate_is_reproducible_and_valid():
     assert a == b
     assert keys.generate(8)["key_bits"] != a["key_bits"]
     assert len(a["key_bits"]) == 125 and set(a["key_bits"]) <= {"0", "1"}
-    assert a["threshold"] == keys.DEFAULT_THRESHOLD
+    assert a["threshold"] == keys.DEFAULT_THRESHOLD and a["lag_periods"] == 6
     keys.validate(a)
 
 
 def test_longer_keys_take_their_own_calibrated_threshold():
     long_key = keys.generate(7, key_seconds=6)
     assert len(long_key["key_bits"]) == 375
-    assert long_key["threshold"] == keys.LONG_KEY_THRESHOLD > keys.DEFAULT_THRESHOLD
-    assert keys.generate(7, key_seconds=1.5)["threshold"] == keys.DEFAULT_THRESHOLD
+    # longer keys keep three lag periods (cost, integer bounds) and their own threshold
+    assert long_key["lag_periods"] == 3
+    assert long_key["threshold"] == keys.LONG_KEY_THRESHOLD > keys.J3_THRESHOLD
+    # too short to span six periods twice (97 blocks): three periods, the 2 s threshold for 3
+    short = keys.generate(7, key_seconds=1.5)
+    assert short["lag_periods"] == 3 and short["threshold"] == keys.J3_THRESHOLD
+    assert keys.generate(7, key_seconds=1.56)["lag_periods"] == 6
     assert keys.generate(7, key_seconds=6, threshold=6.0)["threshold"] == 6.0
     keys.validate(long_key)
 
 
 def test_keygen_lag_periods_take_their_calibrated_threshold_or_ask(tmp_path, capsys):
     p = str(tmp_path / "k.json")
-    assert cli.main(["keygen", p, "--seed", "5", "--lag-periods", "6"]) == 0
+    assert cli.main(["keygen", p, "--seed", "5", "--lag-periods", "3"]) == 0
     k = keys.load(p)
-    assert k["lag_periods"] == 6 and k["threshold"] == keys.J6_THRESHOLD > keys.DEFAULT_THRESHOLD
-    assert "6 lag periods" in capsys.readouterr().out
+    assert k["lag_periods"] == 3 and k["threshold"] == keys.J3_THRESHOLD < keys.DEFAULT_THRESHOLD
+    assert "3 lag periods" in capsys.readouterr().out
+    assert k["key_bits"] != keys.generate(5)["key_bits"]  # the key is chosen for its shape
     # no calibration for 4 periods: one line saying how to get a threshold, nothing written
     q = str(tmp_path / "k4.json")
     assert cli.main(["keygen", q, "--lag-periods", "4"]) == 2

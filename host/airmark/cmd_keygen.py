@@ -13,8 +13,8 @@ from . import keys
 @click.option("--seconds", "key_seconds", type=float, default=None,
               help="Mark length the key spans (default 2.0 s).")
 @click.option("--lag-periods", type=click.IntRange(1, 8), default=None,
-              help="Pattern periods the detector compares (default 3; 6 finds more marks and "
-                   "costs about 1.3x the CPU: ESP32-class boards, or an RP2040 at its budget).")
+              help="Pattern periods the detector compares (default 6 for keys up to 2 s, 3 for "
+                   "longer ones; 3 finds about 0.8x the marks for 0.8x the CPU).")
 @click.option("--threshold", type=click.FloatRange(1.0, 1000.0), default=None,
               help="Detection threshold (default: the calibrated one for this key's shape).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")

@@ -19,7 +19,7 @@ DEFAULTS = {
     "sample_rate_hz": 16000,
     "block_samples": 256,  # 16 ms blocks
     "pattern_blocks": 8,  # pattern period 128 ms
-    "lag_periods": 3,  # compare with 1, 2 and 3 periods earlier
+    "lag_periods": 6,  # 2 s keys compare with 1 ... 6 periods earlier (see default_lag_periods)
     "band_hz": [150, 6000],  # low edge: the small-speaker corner; see docs/ALGORITHM.md
     "key_seconds": 2.0,  # one key spans a 2 s mark
     "diff_weight": 2,  # D = 2C - C(one block earlier), docs/ALGORITHM.md §2
@@ -27,12 +27,14 @@ DEFAULTS = {
 # Set by tools/calibrate.py from unmarked audio (docs/ALGORITHM.md §5), for keys with the
 # default diff_weight 2. (Keys with diff_weight 1, made before it existed, were calibrated
 # at 5.35 and 5.5, and carry their threshold in the file.)
-DEFAULT_THRESHOLD = 5.45
-# Keys longer than 2 s: their unmarked score has heavier tails (a sum of more terms is closer
-# to Gaussian). Calibrated on a 6 s key (`tools/calibrate.py --key`, docs/ALGORITHM.md §5).
+# The default: 2 s keys with lag_periods 6 (docs/ALGORITHM.md §2 "Why several periods").
+DEFAULT_THRESHOLD = 5.95
+# Keys up to 2 s with lag_periods 3: the default before lag_periods 6 was timed on an
+# emulated RP2040, and still the default for keys too short to span six periods twice.
+J3_THRESHOLD = 5.45
+# Keys longer than 2 s (lag_periods 3): their unmarked score has heavier tails (a sum of more
+# terms is closer to Gaussian). Calibrated on a 6 s key (`tools/calibrate.py --key`, §5).
 LONG_KEY_THRESHOLD = 5.75
-# 2 s keys with lag_periods 6 (ESP32-class boards, docs/ALGORITHM.md §2 "Why several periods").
-J6_THRESHOLD = 5.95
 
 
 def is_long_key(key_seconds):
@@ -40,13 +42,23 @@ def is_long_key(key_seconds):
     return key_seconds > DEFAULTS["key_seconds"] + 1e-9
 
 
+def default_lag_periods(key_seconds, key_bits, pattern_blocks):
+    """lag_periods when none is asked for: 6 for keys up to 2 s that span six pattern
+    periods twice, 3 for the rest. Longer keys keep 3: their windows already cost more on
+    a board, six periods of them overflow the exact sums beyond 5.3 s, and they have no
+    calibrated threshold with 6 (docs/ALGORITHM.md §2)."""
+    if not is_long_key(key_seconds) and key_bits >= _ak.min_key_bits(pattern_blocks, 6):
+        return 6
+    return 3
+
+
 def threshold_constant(key_seconds, lag_periods=None):
     """Name of the calibrated constant for keys of this shape, or None if none was calibrated."""
     nj = lag_periods or DEFAULTS["lag_periods"]
-    if nj == DEFAULTS["lag_periods"]:
-        return "LONG_KEY_THRESHOLD" if is_long_key(key_seconds) else "DEFAULT_THRESHOLD"
     if nj == 6 and not is_long_key(key_seconds):
-        return "J6_THRESHOLD"
+        return "DEFAULT_THRESHOLD"
+    if nj == 3:
+        return "LONG_KEY_THRESHOLD" if is_long_key(key_seconds) else "J3_THRESHOLD"
     return None
 
 
@@ -96,11 +108,11 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     `threshold` is given (w = 1 was calibrated at 5.35, and 5.5 for longer keys)."""
     n = block_samples or DEFAULTS["block_samples"]
     pb = pattern_blocks or DEFAULTS["pattern_blocks"]
-    nj = lag_periods or DEFAULTS["lag_periods"]
     secs = key_seconds or DEFAULTS["key_seconds"]
     dwt = diff_weight or DEFAULTS["diff_weight"]
     nbits = int(round(secs * DEFAULTS["sample_rate_hz"] / n))
     block_s = n / DEFAULTS["sample_rate_hz"]
+    nj = lag_periods or default_lag_periods(secs, nbits, pb)
     shortest = _ak.min_key_bits(pb, nj)
     if nbits < shortest:
         raise AirmarkError("a key of %g s is too short: it must span at least %d blocks (%.2f s)"
