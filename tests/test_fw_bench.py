@@ -41,3 +41,17 @@ def test_bench_viper_reports_the_hop_and_its_kernels():
     assert d["bytecode_dot1024_over_dot1024"] > 3
     assert d["glue_over_bytecode_dot1024"] >= 0
     assert d["rp2040_125mhz_load_pct_viper_scaled"] > 0
+
+
+def test_bench_viper_main_takes_a_path_without_argv():
+    """Boards without sys.argv (the rp2 port) call main(path); off a board no board fields."""
+    if h.micropython_bin() is None:
+        pytest.skip("no micropython")
+    root = os.path.dirname(h.TOOLS)
+    code = ("import sys; sys.path.insert(0, 'tools'); import bench_viper; "
+            "bench_viper.main('tests/golden/key.json')")
+    r = subprocess.run([h.micropython_bin(), "-c", code], capture_output=True, text=True,
+                       timeout=120, cwd=root)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert d["lag_pairs"] == 9 and "board_hop_us" not in d
