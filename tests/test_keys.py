@@ -35,6 +35,10 @@ def test_longer_keys_take_their_own_calibrated_threshold():
     short = keys.generate(7, key_seconds=1.5)
     assert short["lag_periods"] == 3 and short["threshold"] == keys.J3_THRESHOLD
     assert keys.generate(7, key_seconds=1.56)["lag_periods"] == 6
+    # without lag_periods, each length names the constant its default shape uses
+    assert keys.threshold_constant(2.0) == "DEFAULT_THRESHOLD"
+    assert keys.threshold_constant(6.0) == "LONG_KEY_THRESHOLD"
+    assert keys.threshold_constant(6.0, 6) is None
     assert keys.generate(7, key_seconds=6, threshold=6.0)["threshold"] == 6.0
     keys.validate(long_key)
 

@@ -54,7 +54,7 @@ def default_lag_periods(key_seconds, key_bits, pattern_blocks):
 
 def threshold_constant(key_seconds, lag_periods=None):
     """Name of the calibrated constant for keys of this shape, or None if none was calibrated."""
-    nj = lag_periods or DEFAULTS["lag_periods"]
+    nj = lag_periods or (3 if is_long_key(key_seconds) else DEFAULTS["lag_periods"])
     if nj == 6 and not is_long_key(key_seconds):
         return "DEFAULT_THRESHOLD"
     if nj == 3:
