@@ -222,7 +222,7 @@ class Detector:
         # and the viper kernel gets the pairs grouped by period in _grp:
         # [groups, (count, p0, p1, p2)...]. The drift hypotheses are symmetric and offsets
         # are clamped to +-1, so a period has 1 pair (offset 0) or 3 (-1, 0, +1).
-        mods_of = {}  # period -> the modulations m_i
+        mod_arrays = {}  # period -> its float modulations (array-ops path), shared by its pairs
         pos_at = {}  # period -> (offset in _pos, npos, sigma)
         plists = []
         total = 0
@@ -233,7 +233,8 @@ class Detector:
             mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
             sigma = 1 if 2 * mods.count(1) <= k - shift else -1
             plist = [i for i in range(k - shift) if mods[i] == sigma]
-            mods_of[j] = mods
+            if np is not None and self.kernels is None:  # the array-ops path's matched filter
+                mod_arrays[j] = np.array(mods, dtype=FLOAT)
             pos_at[j] = (total, len(plist), sigma)
             plists.append(plist)
             total += len(plist)
@@ -251,13 +252,9 @@ class Detector:
         st[2] = h
         st[3] = dlen
         st[4] = self.diff_weight
-        mod_arrays = {}  # period -> its float modulations, one array shared by its pairs
         for p in range(npairs):
-            if np is not None and self.kernels is None:  # the array-ops path's matched filter
-                j = periods[p]
-                if j not in mod_arrays:
-                    mod_arrays[j] = np.array(mods_of[j], dtype=FLOAT)
-                self._mods.append(mod_arrays[j])
+            if mod_arrays:
+                self._mods.append(mod_arrays[periods[p]])
             b = ST_HEADER + ST_PAIR * p
             st[b] = lags[p]
             st[b + 1] = k - periods[p] * pb

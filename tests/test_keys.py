@@ -39,6 +39,7 @@ def test_longer_keys_take_their_own_calibrated_threshold():
     assert keys.threshold_constant(2.0) == "DEFAULT_THRESHOLD"
     assert keys.threshold_constant(6.0) == "LONG_KEY_THRESHOLD"
     assert keys.threshold_constant(6.0, 6) is None
+    assert keys.threshold_constant(1.5) == "J3_THRESHOLD"  # too short for six periods
     assert keys.generate(7, key_seconds=6, threshold=6.0)["threshold"] == 6.0
     keys.validate(long_key)
 

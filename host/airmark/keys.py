@@ -54,7 +54,10 @@ def default_lag_periods(key_seconds, key_bits, pattern_blocks):
 
 def threshold_constant(key_seconds, lag_periods=None):
     """Name of the calibrated constant for keys of this shape, or None if none was calibrated."""
-    nj = lag_periods or (3 if is_long_key(key_seconds) else DEFAULTS["lag_periods"])
+    if not lag_periods:
+        bits = int(round(key_seconds * DEFAULTS["sample_rate_hz"] / DEFAULTS["block_samples"]))
+        lag_periods = default_lag_periods(key_seconds, bits, DEFAULTS["pattern_blocks"])
+    nj = lag_periods
     if nj == 6 and not is_long_key(key_seconds):
         return "DEFAULT_THRESHOLD"
     if nj == 3:
