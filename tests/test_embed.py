@@ -79,13 +79,14 @@ def test_mark_follows_pattern_and_key(key, fs):
         assert int(np.argmax(coh)) == b % p and max(coh) > 0.8
 
 
-def test_mark_is_blockwise_tapered_at_16k(key):
+def test_mark_has_no_jumps_at_block_edges(key):
+    """The tapers make the sign flips between blocks continuous: the mark steps across a block
+    edge no more than it does inside a block (without tapers the edge steps are the largest)."""
     x = music_like(1.0, 16000, channels=1, seed=2)[:, 0]
     y, _ = embed_array(x, 16000, key)
-    m = (y - x)[:62 * 256].reshape(-1, 256)
-    edge = np.abs(m[:, [0, -1]]).max()
-    inner = np.abs(m[:, 64:192]).max()
-    assert edge < 0.05 * inner
+    step = np.abs(np.diff((y - x)[:62 * 256].astype(np.float64)))
+    edges = np.arange(255, len(step), 256)
+    assert step[edges].max() < 0.5 * np.percentile(np.delete(step, edges), 99)
 
 
 @pytest.mark.parametrize("fs,channels", [(16000, 1), (44100, 2), (48000, 2), (22050, 1)])
@@ -163,6 +164,38 @@ def test_strength_scales_mark_power(key):
     assert 10 * np.log10(ratio) == pytest.approx(6.0, abs=0.1)
     assert i6["whr_band_db"] - i0["whr_band_db"] == pytest.approx(6.0, abs=0.1)
     assert i0["whr_db"] < i0["whr_band_db"] or i0["whr_db"] < 0
+
+
+def test_level_cap_follows_strength(key, monkeypatch):
+    """On white noise the masking threshold sits ~1.5 dB under the host at +4 dB: the level
+    cap holds the mark to WHR_CAP_DB, and moves with the strength."""
+    x = 0.1 * np.random.default_rng(0).standard_normal((3 * 16000, 1))
+    whr = {}
+    for s in (DEFAULT_STRENGTH_DB, DEFAULT_STRENGTH_DB + 6):
+        y, info = embed_array(x, 16000, key, strength_db=s)
+        whr[s] = 10 * np.log10(np.mean((y - x) ** 2) / np.mean(x ** 2))
+        assert info["capped_blocks"] > 0.9 * info["blocks"]
+    assert whr[DEFAULT_STRENGTH_DB] == pytest.approx(embed.WHR_CAP_DB, abs=0.6)
+    assert whr[DEFAULT_STRENGTH_DB + 6] - whr[DEFAULT_STRENGTH_DB] == pytest.approx(6.0, abs=0.1)
+    monkeypatch.setattr(embed, "WHR_CAP_DB", 30.0)
+    y, info = embed_array(x, 16000, key)
+    assert info["capped_blocks"] == 0
+    assert 10 * np.log10(np.mean((y - x) ** 2) / np.mean(x ** 2)) > whr[DEFAULT_STRENGTH_DB] + 1
+
+
+def test_mark_is_highpassed_below_band(key, monkeypatch):
+    """The blocks' edges spread the lowest bins below the band; the high-pass takes that out."""
+    x = music_like(4.0, 16000, channels=1, seed=5)
+
+    def low_to_band_db():
+        y, _ = embed_array(x, 16000, key)
+        f = np.fft.rfftfreq(len(y), 1 / 16000)
+        p = np.abs(np.fft.rfft((y - x)[:, 0].astype(np.float64))) ** 2
+        return 10 * np.log10(p[(f > 20) & (f < 100)].mean() / p[(f > 300) & (f < 6000)].mean())
+
+    assert low_to_band_db() < -15
+    monkeypatch.setattr(Embedder, "_highpass", lambda self, m: m)
+    assert low_to_band_db() > -10
 
 
 def test_default_strength_is_below_host(key):
@@ -245,6 +278,7 @@ def test_embed_file_formats_and_sidecar(tmp_path, key, suffix, subtype, fs, chan
     assert side["key_id"] == key["key_id"] and side["samplerate"] == fs
     assert side["segments"] == info["segments"] == [[0.25, 1.258]]
     assert side["strength_db"] == DEFAULT_STRENGTH_DB and side["whr_band_db"] == info["whr_band_db"]
+    assert side["capped_blocks"] == info["capped_blocks"] <= side["blocks"] == info["blocks"]
     assert sorted(os.listdir(str(tmp_path))) == sorted(
         ["in" + suffix, "out" + suffix, "out" + suffix + ".airmark.json"])
 
