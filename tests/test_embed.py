@@ -366,3 +366,16 @@ def test_cli_embed(tmp_path, key):
     assert main(["embed", src, dst, "--key", keyfile]) == 2          # exists, no --force
     assert main(["embed", src, dst, "--key", keyfile, "--force"]) == 0
     assert main(["embed", src, src, "--key", keyfile, "--force"]) == 2
+
+
+def test_cli_embed_reports_level_cap(tmp_path, key, capsys):
+    from airmark.cli import main
+    keyfile = str(tmp_path / "k.json")
+    keys.save(key, keyfile)
+    src, dst = str(tmp_path / "noise.wav"), str(tmp_path / "out.wav")
+    sf.write(src, 0.1 * np.random.default_rng(1).standard_normal(16000), 16000, subtype="PCM_16")
+    assert main(["embed", src, dst, "--key", keyfile, "--strength", "6"]) == 0
+    side = json.load(open(dst + ".airmark.json"))
+    assert side["capped_blocks"] > 0
+    assert "level cap: %d of %d blocks turned down to keep the mark 5 dB under the host" % (
+        side["capped_blocks"], side["blocks"]) in capsys.readouterr().out

@@ -24,8 +24,8 @@ from .progress import progress_bar
 def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json, force):
     """Embed the watermark of KEYFILE into IN and write OUT (same rate, channels, format).
 
-    Also writes OUT.airmark.json (key, marked segments, strength, watermark-to-host ratio),
-    which `airmark play` uses.
+    Also writes OUT.airmark.json (key, marked segments, strength, watermark-to-host ratio,
+    blocks turned down by the level cap), which `airmark play` uses.
     """
     key = keys.load(keyfile)
     with progress_bar("embedding", disable=as_json) as update:
@@ -39,6 +39,11 @@ def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json,
         click.echo("wrote %s: key %s, marked %s, strength %+.1f dB, WHR %s dB (in band %s dB)"
                    % (outfile, info["key_id"], segs, info["strength_db"],
                       _fmt(info["whr_db"]), _fmt(info["whr_band_db"])))
+        if info["capped_blocks"]:
+            click.echo("level cap: %d of %d blocks turned down to keep the mark %g dB under "
+                       "the host" % (info["capped_blocks"], info["blocks"],
+                                     -(embed_lib.WHR_CAP_DB + info["strength_db"]
+                                       - embed_lib.DEFAULT_STRENGTH_DB)))
         if info["limited_samples"]:
             click.echo("limiter: %d samples softly limited to stay within full scale"
                        % info["limited_samples"])

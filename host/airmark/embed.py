@@ -13,11 +13,20 @@ The mark, in the detector's domain (16 kHz, blocks of :math:`N` = ``key["block_s
 * :math:`\varphi_p[j]` (:func:`pattern_phases`) are the fixed random phases of pattern block
   :math:`p < P` = ``key["pattern_blocks"]``, on the bins :math:`j` whose centre frequency is in
   ``key["band_hz"]`` (all other bins are zero);
-* :math:`A_b[j] = N \sqrt{g \, T_b[j] / 2}` puts the power :math:`g\,T_b[j]` in bin :math:`j`,
+* :math:`A_b[j] = c_b N \sqrt{g \, T_b[j] / 2}` puts the power :math:`c_b^2 g\,T_b[j]` in bin :math:`j`,
   where :math:`T_b[j]` is the host's masking threshold at that block and frequency
   (:mod:`airmark.psycho`, smoothed over blocks) and :math:`g = 10^{\text{strength\_db}/10}`;
+* :math:`c_b \le 1` is the level cap (:data:`WHR_CAP_DB`): running means over about a second
+  (:data:`WHR_CAP_BLOCKS`) of the host's block power (mono mid, 0-8 kHz) and of the mark's
+  :math:`g \sum_j T_b[j]`; where the mark's mean exceeds :math:`10^{(\text{WHR\_CAP\_DB} +
+  \text{strength\_db} - 4)/10}` times the host's, :math:`A_b` is scaled down by the square root
+  of the excess. It binds on speech and on steady beds whose masking threshold sits close to
+  their own level, where ViSQOL would otherwise fall below 4.6;
 * :math:`r[n]` tapers the first and last :data:`TAPER_SAMPLES` samples with raised-cosine ramps,
   so every block starts and ends at zero: the sign flips between blocks make no clicks;
+* the 16 kHz mark then goes through a :data:`HIGHPASS_ORDER`-order Butterworth high-pass at 0.8
+  times its lowest bin's frequency (150 Hz by default), which removes what the blocks' edges
+  spread below the band; after a segment, the filter's ringing is kept for one block;
 * the whole 16 kHz mark is resampled to the host rate with an exact rational polyphase filter
   (e.g. 441/160 for 44.1 kHz), so one pattern period stays exactly :math:`P N` samples at 16 kHz
   (no drift), and added to every channel.
