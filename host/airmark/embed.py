@@ -444,8 +444,8 @@ class Embedder:
         if self._cap_means is None:
             self._cap_means = np.array([host_power[0], mark_power[0]])
         zi = (1.0 - a) * self._cap_means
-        host_mean, zh = signal.lfilter([a], [1.0, a - 1.0], host_power, zi=zi[:1])
-        mark_mean, zm = signal.lfilter([a], [1.0, a - 1.0], mark_power, zi=zi[1:])
+        host_mean, _ = signal.lfilter([a], [1.0, a - 1.0], host_power, zi=zi[:1])
+        mark_mean, _ = signal.lfilter([a], [1.0, a - 1.0], mark_power, zi=zi[1:])
         self._cap_means = np.array([host_mean[-1], mark_mean[-1]])
         allowed = self._cap * host_mean
         gain = np.ones(len(host_power))
