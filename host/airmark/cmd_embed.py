@@ -41,9 +41,7 @@ def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json,
                       _fmt(info["whr_db"]), _fmt(info["whr_band_db"])))
         if info["capped_blocks"]:
             click.echo("level cap: %d of %d blocks turned down to keep the mark %g dB under "
-                       "the host" % (info["capped_blocks"], info["blocks"],
-                                     -(embed_lib.WHR_CAP_DB + info["strength_db"]
-                                       - embed_lib.DEFAULT_STRENGTH_DB)))
+                       "the host" % (info["capped_blocks"], info["blocks"], -info["whr_cap_db"]))
         if info["limited_samples"]:
             click.echo("limiter: %d samples softly limited to stay within full scale"
                        % info["limited_samples"])

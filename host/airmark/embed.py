@@ -313,7 +313,8 @@ class Embedder:
         self._phasors = np.exp(1j * pattern_phases(key)[:, self._band])
         self._taper = taper(n, min(TAPER_SAMPLES, n // 8))
         self._gain = 10.0 ** (self.strength_db / 10.0)
-        self._cap = 10.0 ** ((WHR_CAP_DB + self.strength_db - DEFAULT_STRENGTH_DB) / 10.0)
+        self.whr_cap_db = WHR_CAP_DB + self.strength_db - DEFAULT_STRENGTH_DB
+        self._cap = 10.0 ** (self.whr_cap_db / 10.0)
         self._cap_means = None  # running (host, uncapped mark) block powers of the level cap
         low_hz = self._band[0] * DETECTOR_SAMPLERATE_HZ / n
         self._hp_sos = (signal.butter(HIGHPASS_ORDER, 0.8 * low_hz, "highpass",
@@ -614,7 +615,8 @@ class Embedder:
             the audio), ``whr_db`` (mark-to-host power over the segment, all channels, full
             band, host rate), ``whr_band_db`` (the same in the key's band at 16 kHz on the mono
             mid: what the detector sees), ``limited_samples`` (channel samples the limiter
-            touched), ``capped_blocks`` (blocks the level cap turned down, :data:`WHR_CAP_DB`),
+            touched), ``capped_blocks`` (blocks the level cap turned down) and ``whr_cap_db``
+            (its level, :data:`WHR_CAP_DB` moved with the strength),
             ``strength_db``, ``key_id``, ``blocks``, ``samplerate``, ``channels``.
         """
         fs = self.samplerate
@@ -634,6 +636,7 @@ class Embedder:
             "whr_band_db": ratio_db(acc["mark_band"], acc["host_band"]),
             "limited_samples": int(acc["limited"]),
             "capped_blocks": int(acc["capped"]),
+            "whr_cap_db": self.whr_cap_db,
             "strength_db": self.strength_db,
             "blocks": int(acc["blocks"]),
             "samplerate": fs,

@@ -42,6 +42,12 @@ def is_long_key(key_seconds):
     return key_seconds > DEFAULTS["key_seconds"] + 1e-9
 
 
+def key_blocks(key_seconds, block_samples=None):
+    """Number of key bits (blocks) a key of `key_seconds` spans."""
+    return int(round(key_seconds * DEFAULTS["sample_rate_hz"]
+                     / (block_samples or DEFAULTS["block_samples"])))
+
+
 def default_lag_periods(key_seconds, key_bits, pattern_blocks):
     """lag_periods when none is asked for: 6 for keys up to 2 s that span six pattern
     periods twice, 3 for the rest. Longer keys keep 3: their windows already cost more on
@@ -55,8 +61,8 @@ def default_lag_periods(key_seconds, key_bits, pattern_blocks):
 def threshold_constant(key_seconds, lag_periods=None):
     """Name of the calibrated constant for keys of this shape, or None if none was calibrated."""
     if not lag_periods:
-        bits = int(round(key_seconds * DEFAULTS["sample_rate_hz"] / DEFAULTS["block_samples"]))
-        lag_periods = default_lag_periods(key_seconds, bits, DEFAULTS["pattern_blocks"])
+        lag_periods = default_lag_periods(key_seconds, key_blocks(key_seconds),
+                                          DEFAULTS["pattern_blocks"])
     nj = lag_periods
     if nj == 6 and not is_long_key(key_seconds):
         return "DEFAULT_THRESHOLD"
@@ -113,7 +119,7 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     pb = pattern_blocks or DEFAULTS["pattern_blocks"]
     secs = key_seconds or DEFAULTS["key_seconds"]
     dwt = diff_weight or DEFAULTS["diff_weight"]
-    nbits = int(round(secs * DEFAULTS["sample_rate_hz"] / n))
+    nbits = key_blocks(secs, n)
     block_s = n / DEFAULTS["sample_rate_hz"]
     nj = lag_periods or default_lag_periods(secs, nbits, pb)
     shortest = _ak.min_key_bits(pb, nj)
