@@ -214,3 +214,28 @@ def test_real_embedder_and_detector_end_to_end(corpus, tmp_path):
     assert res["overall"]["n"] == 2
     assert all(r["whr_db"] is not None for r in res["runs"])
     assert Path(tmp_path / "o" / "report.md").exists()
+
+
+def test_categories_select_clips_and_keep_their_runs(corpus, key, tmp_path):
+    grid = evaluate.Grid(distance_m=[2.0], rt60_s=[0.3], snr_db=[20.0])
+    both = run(corpus, key, tmp_path / "cache", grid)
+    opts = evaluate.EvalOptions(jobs=1, visqol_clips=0, categories=["drums"])
+    drums = evaluate.run_eval(corpus, key, grid=grid, opts=opts, cache_dir=tmp_path / "cache",
+                              embed_fn=toy_embed, detect_fn=toy_detect)
+    assert {r["category"] for r in drums["runs"]} == {"drums"}
+    # A drum clip meets the same placement and channel whether music is in the run or not.
+    assert drums["runs"] == [r for r in both["runs"] if r["category"] == "drums"]
+    with pytest.raises(evaluate.AudioError, match="no category 'talk' \\(it has drums, music\\)"):
+        evaluate.load_corpus(corpus, categories=["drums", "talk"])
+
+
+def test_categories_cli_error_is_one_line(corpus, tmp_path, capsys):
+    from airmark.cli import main
+
+    kf = tmp_path / "key.json"
+    keys.save(keys.generate(seed=5), str(kf))
+    rc = main(["eval", "--corpus", str(corpus), "--key", str(kf), "--out", str(tmp_path / "o"),
+               "--categories", "speech", "--jobs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no category 'speech'" in err[0]
+    assert not (tmp_path / "o").exists()

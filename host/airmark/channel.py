@@ -42,6 +42,10 @@ from .errors import AudioError, ToolMissing
 
 MIC_SAMPLERATE_HZ = 16000
 SPEED_OF_SOUND_M_S = 343.0
+# Room model: image sources up to this order, then ray tracing (pyroomacoustics' hybrid).
+HYBRID_ISM_ORDER = 3
+# Share of each reflection scattered diffusely in the default rooms (furnished living room).
+DEFAULT_SCATTERING = 0.2
 NOISE_TYPES = ("pink", "babble", "hvac", "tv")
 CODECS = {
     # name: (ffmpeg encoder, container suffix, encode rate or None for the input rate)
@@ -83,6 +87,9 @@ class ChannelConfig:
     # above the source)
     mic_azimuth_deg: object = None
     mic_height_m: object = None
+    # share of each wall reflection scattered diffusely (furniture, shelves); > 0 adds
+    # pyroomacoustics' ray tracer to the image sources, 0 is the image-source model alone
+    scattering: float = DEFAULT_SCATTERING
     spl_1m_db: float = 80.0
     # clock drift of the microphone against the player, parts per million (+ = mic fast)
     drift_ppm: float = 0.0
@@ -148,6 +155,8 @@ class ChannelConfig:
             if self.mic_azimuth_deg is not None and not -90 <= self.mic_azimuth_deg <= 90:
                 raise ValueError("mic_azimuth_deg must be within -90..90, not %r"
                                  % (self.mic_azimuth_deg,))
+            if not 0.0 <= self.scattering <= 1.0:
+                raise ValueError("scattering must be within 0..1, not %r" % (self.scattering,))
             if self.mic_height_m is not None and not 0 < self.mic_height_m:
                 raise ValueError("mic_height_m must be > 0, not %r" % (self.mic_height_m,))
         if not 0.05 <= self.speaker_clip_knee <= 1.0:
@@ -585,13 +594,22 @@ def measure_rt60(rir, samplerate, decay_db=30):
 
 
 def room_rirs(dim, sources, mic, rt60_s, samplerate=MIC_SAMPLERATE_HZ, *, cache_dir=None,
-              calibrate=True):
-    """Image-source RIRs (one per source) in a ShoeBox, cached on disk.
+              calibrate=True, scattering=DEFAULT_SCATTERING):
+    """Room impulse responses (one per source) in a ShoeBox, cached on disk.
 
-    The wall absorption starts at ``pyroomacoustics.inverse_sabine(rt60_s, dim)``; the
-    image-source decay of a shoebox is usually longer than Sabine's formula predicts, so with
-    ``calibrate`` the energy absorption is rescaled (Sabine: RT60 ~ 1/absorption) until the
-    measured T30 of the first RIR is within 3 % of ``rt60_s`` (at most 5 rounds).
+    With ``scattering`` > 0 (the default) this is pyroomacoustics' hybrid simulator: image
+    sources up to order :data:`HYBRID_ISM_ORDER` for the early reflections, then ray tracing
+    with that share of every reflection scattered, which fills the late tail the way a
+    furnished room does. Its random draws are seeded from the geometry, so the same room
+    gives the same response in any process. ``scattering=0`` is the image-source model
+    alone (the order from ``pyroomacoustics.inverse_sabine``). In a long, low shoebox that
+    model's late decay is carried by a few grazing paths: meeting the RT60 then takes so
+    much absorption that the reverberant level falls 5-6 dB under the diffuse-field level
+    at 6-9 m, and far points look drier than near ones (docs/ALGORITHM.md §6).
+
+    The wall absorption starts at ``pyroomacoustics.inverse_sabine(rt60_s, dim)``; with
+    ``calibrate`` it is rescaled (Sabine: RT60 ~ 1/absorption) until the measured T30 of the
+    first RIR is within 3 % of ``rt60_s`` (at most 5 rounds).
     Amplitudes follow pyroomacoustics: 1/r, so 1.0 is the free-field level at 1 m.
 
     Returns ``(rirs list of float arrays, info dict)``.
@@ -601,11 +619,13 @@ def room_rirs(dim, sources, mic, rt60_s, samplerate=MIC_SAMPLERATE_HZ, *, cache_
     dim = [float(v) for v in dim]
     sources = [[float(v) for v in s] for s in np.atleast_2d(sources)]
     mic = [float(v) for v in mic]
-    key = {"v": 3, "pra": pra.__version__, "fs": int(samplerate), "dim": dim, "src": sources,
-           "mic": mic, "rt60": float(rt60_s), "calibrate": bool(calibrate)}
+    scattering = float(scattering)
+    key = {"v": 4, "pra": pra.__version__, "fs": int(samplerate), "dim": dim, "src": sources,
+           "mic": mic, "rt60": float(rt60_s), "calibrate": bool(calibrate),
+           "scattering": scattering}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = None
     if cache_dir is not None:
-        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         path = Path(cache_dir) / "rir" / (digest + ".npz")
         if path.exists():
             try:
@@ -617,10 +637,22 @@ def room_rirs(dim, sources, mic, rt60_s, samplerate=MIC_SAMPLERATE_HZ, *, cache_
             except (OSError, KeyError, ValueError):
                 pass  # a damaged cache file is recomputed
     absorption, max_order = pra.inverse_sabine(rt60_s, dim)
+    hybrid = scattering > 0
+    if hybrid:
+        max_order = HYBRID_ISM_ORDER
     measured = None
     for _round in range(5 if calibrate else 1):
-        room = pra.ShoeBox(dim, fs=int(samplerate), materials=pra.Material(float(absorption)),
-                           max_order=int(max_order))
+        if hybrid:
+            seed = int(digest[:8], 16)
+            pra.random.seed(seed)
+            pra.libroom.set_rng_seed(seed)
+            room = pra.ShoeBox(dim, fs=int(samplerate),
+                               materials=pra.Material(float(absorption), scattering),
+                               max_order=int(max_order), ray_tracing=True, air_absorption=False)
+            room.set_ray_tracing(receiver_radius=0.5, n_rays=10000, energy_thres=1e-7)
+        else:
+            room = pra.ShoeBox(dim, fs=int(samplerate), materials=pra.Material(float(absorption)),
+                               max_order=int(max_order))
         for s in sources:
             room.add_source(s)
         room.add_microphone(mic)
@@ -635,6 +667,7 @@ def room_rirs(dim, sources, mic, rt60_s, samplerate=MIC_SAMPLERATE_HZ, *, cache_
     direct = float(np.sum(rirs[0][max(0, delay - 40):delay + 41] ** 2))
     info = {"room_dim_m": dim, "rt60_s": float(rt60_s), "rt60_measured_s": round(measured, 4),
             "absorption": round(float(absorption), 4), "max_order": int(max_order),
+            "scattering": scattering,
             "distance_m": round(dist, 3), "delay_s": round(delay / samplerate, 5),
             "drr_db_2p5ms": round(10 * np.log10(direct / max(np.sum(rirs[0] ** 2) - direct, 1e-30)), 2),
             "cached": False}
@@ -958,7 +991,8 @@ def simulate(audio, samplerate, config=None, *, seed=0, cache_dir=None):
             cfg.distance_m + 4.0, 8.0, 4.0])
         dim, srcs, mic = room_geometry(rcfg, n_sources=drivers.shape[1])
         if cfg.room:
-            rirs, st = room_rirs(dim, srcs, mic, cfg.rt60_s, fs, cache_dir=cache_dir)
+            rirs, st = room_rirs(dim, srcs, mic, cfg.rt60_s, fs, cache_dir=cache_dir,
+                                 scattering=cfg.scattering)
         else:
             rirs, st = _anechoic_rirs(srcs, mic, fs)
         st = dict(st, stage="room" if cfg.room else "anechoic")

@@ -71,6 +71,8 @@ def _noises(text):
               help="Mark strength, dB over the masking threshold (the embedder default is +4).")
 @click.option("--clips-per-category", type=int, default=None,
               help="Use only the first N clips of each category.")
+@click.option("--categories", default=None,
+              help="Only these corpus categories, comma-separated (e.g. speech,drums).")
 @click.option("--visqol-clips", type=int, default=None,
               help="Clips for ViSQOL (default 6, --quick 1; 0 skips).")
 @click.option("--positions", type=click.IntRange(0, 64), default=4, show_default=True,
@@ -82,8 +84,8 @@ def _noises(text):
               help="Channel-output and RIR cache (default: $AIRMARK_CACHE_DIR or ./cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(corpus_dir, keyfile, out_dir, quick, distance, rt60, snr, drift, codec, spatial,
-            noise, mark_seconds, strength_db, clips_per_category, visqol_clips, positions, jobs, seed,
-            cache_dir, as_json):
+            noise, mark_seconds, strength_db, clips_per_category, categories, visqol_clips, positions,
+            jobs, seed, cache_dir, as_json):
     """Embed marks in corpus clips, play them through simulated rooms, count detections.
 
     Grid: the cartesian product of the value lists; each clip is run marked and unmarked
@@ -100,19 +102,23 @@ def command(corpus_dir, keyfile, out_dir, quick, distance, rt60, snr, drift, cod
             if not values:
                 raise click.BadParameter("empty list for --%s" % attr.split("_")[0])
             setattr(grid, attr, values)
+    if categories is not None:
+        categories = [c.strip() for c in categories.split(",") if c.strip()]
+        if not categories:
+            raise click.BadParameter("empty list for --categories")
     if clips_per_category is None and quick:
         clips_per_category = 3
     if visqol_clips is None:
         visqol_clips = 1 if quick else 6
     opts = evaluate.EvalOptions(mark_s=mark_seconds, strength_db=strength_db,
-                                clips_per_category=clips_per_category,
+                                clips_per_category=clips_per_category, categories=categories,
                                 visqol_clips=visqol_clips, seed=seed, jobs=jobs,
                                 positions=positions)
     cache = cache_dir if cache_dir is not None else channel.default_cache_dir()
     with progress_bar("eval", disable=as_json) as update:
         summary = evaluate.run_eval(corpus_dir, key, grid=grid, opts=opts, cache_dir=cache,
                                     progress=update)
-    clips = evaluate.load_corpus(corpus_dir, clips_per_category)
+    clips = evaluate.load_corpus(corpus_dir, clips_per_category, categories)
     summary["visqol"] = evaluate.visqol_subset(clips, key, opts, n_clips=visqol_clips)
     cmdline = "airmark eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 2 and sys.argv[1] == "eval" else None

@@ -71,6 +71,7 @@ class EvalOptions:
     strength_db: float = 0.0
     max_latency_s: float = 2.0
     clips_per_category: object = None  # None: all clips in the corpus
+    categories: object = None  # None: every category; else a list of category names
     visqol_clips: int = 6
     seed: int = 0
     jobs: int = 0  # 0: all cores
@@ -104,8 +105,9 @@ def poisson_upper(k, conf=0.95):
 
 # ----------------------------------------------------------------------------- corpus
 
-def load_corpus(corpus_dir, clips_per_category=None):
-    """Clips listed in ``manifest.json`` (or every WAV/FLAC under the directory)."""
+def load_corpus(corpus_dir, clips_per_category=None, categories=None):
+    """Clips listed in ``manifest.json`` (or every WAV/FLAC under the directory), optionally
+    only those of the named ``categories`` (each must exist in the corpus)."""
     root = Path(corpus_dir)
     if not root.is_dir():
         raise AudioError("%s: no such corpus directory (make corpus builds one)" % root)
@@ -121,6 +123,13 @@ def load_corpus(corpus_dir, clips_per_category=None):
                           "category": rel.parts[0] if len(rel.parts) > 1 else "other"})
     if not clips:
         raise AudioError("%s: no clips (make corpus builds one)" % root)
+    if categories is not None:
+        have = sorted(set(c["category"] for c in clips))
+        missing = [c for c in categories if c not in have]
+        if missing:
+            raise AudioError("%s: no category %s (it has %s)"
+                             % (root, ", ".join(repr(m) for m in missing), ", ".join(have)))
+        clips = [c for c in clips if c["category"] in categories]
     if clips_per_category is not None:
         seen = {}
         kept = []
@@ -313,7 +322,7 @@ def _warm_rirs(point, base_preset, cache_dir, position=None, seed=0):
     if cfg.room:
         dim, srcs, mic = channel.room_geometry(cfg, n_sources=3 if cfg.spatial else 1)
         channel.room_rirs(dim, srcs, mic, cfg.rt60_s, channel.MIC_SAMPLERATE_HZ,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, scattering=cfg.scattering)
     return True
 
 
@@ -324,7 +333,7 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
     """Run the whole grid; returns the results dict (see :func:`summarise`)."""
     grid = grid or Grid()
     opts = opts or EvalOptions()
-    clips = load_corpus(corpus_dir, opts.clips_per_category)
+    clips = load_corpus(corpus_dir, opts.clips_per_category, opts.categories)
     points = grid.points()
     for p in points:
         _point_config(p, opts.base_preset)  # bad knobs fail here, before any work
