@@ -149,7 +149,7 @@ def test_stereo_mark_is_mid_only_and_capped(key):
     y_both, info_both = embed_array(both, fs, key)
     p_side = np.mean((y_side - side_only) ** 2)
     p_both = np.mean((y_both - both) ** 2)
-    assert 10 * np.log10(p_side / p_both) < -40
+    assert p_side < p_both * 1e-4  # more than 40 dB down (it is exactly 0 today)
     # One silent channel: its own threshold caps the mark (far below the mono-left case).
     left_only = np.concatenate([mono, np.zeros_like(mono)], axis=1)
     y_left, _ = embed_array(left_only, fs, key)
