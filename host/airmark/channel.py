@@ -604,8 +604,9 @@ def room_rirs(dim, sources, mic, rt60_s, samplerate=MIC_SAMPLERATE_HZ, *, cache_
     gives the same response in any process. ``scattering=0`` is the image-source model
     alone (the order from ``pyroomacoustics.inverse_sabine``). In a long, low shoebox that
     model's late decay is carried by a few grazing paths: meeting the RT60 then takes so
-    much absorption that the reverberant level falls 5-6 dB under the diffuse-field level
-    at 6-9 m, and far points look drier than near ones (docs/ALGORITHM.md §6).
+    much absorption that the reverberant level falls 3.5-5 dB under Barron's revised theory
+    at 6-9 m, and far points look drier than near ones (docs/ALGORITHM.md §6,
+    ``tools/room_check.py``).
 
     The wall absorption starts at ``pyroomacoustics.inverse_sabine(rt60_s, dim)``; with
     ``calibrate`` it is rescaled (Sabine: RT60 ~ 1/absorption) until the measured T30 of the
@@ -644,8 +645,10 @@ def room_rirs(dim, sources, mic, rt60_s, samplerate=MIC_SAMPLERATE_HZ, *, cache_
     for _round in range(5 if calibrate else 1):
         if hybrid:
             seed = int(digest[:8], 16)
-            pra.random.seed(seed)
-            pra.libroom.set_rng_seed(seed)
+            pra.random.seed(seed)  # the tail's noise (Python side)
+            seed_rays = getattr(pra.libroom, "set_rng_seed", None)  # the rays (C++ side)
+            if seed_rays is not None:
+                seed_rays(seed)
             room = pra.ShoeBox(dim, fs=int(samplerate),
                                materials=pra.Material(float(absorption), scattering),
                                max_order=int(max_order), ray_tracing=True, air_absorption=False)
