@@ -56,3 +56,20 @@ def test_bad_options_are_one_line_and_exit_2(capsys):
     assert es.main(["--delay", "0", "eval"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("enhancer_study:")
+
+
+def test_install_routes_the_detector_through_the_enhancer(monkeypatch):
+    import multiprocessing
+
+    from airmark import detect, evaluate
+
+    methods = []
+    monkeypatch.setattr(multiprocessing, "set_start_method", lambda m, force=False: methods.append(m))
+    seen = []
+    monkeypatch.setattr(detect, "detect_samples", lambda s, k, **kw: seen.append(s) or "r")
+    monkeypatch.setattr(evaluate, "_default_detect", evaluate._default_detect)
+    monkeypatch.setattr(es, "enhance", lambda x, *a: np.full(len(x), 7, dtype=np.int16))
+    wrapped = es.install()
+    assert evaluate._default_detect() is wrapped and detect.detect_samples is wrapped
+    assert wrapped(np.zeros(512, dtype=np.int16), {}) == "r" and seen[0][0] == 7
+    assert methods == ["fork"]  # the eval's workers inherit the patch

@@ -108,8 +108,14 @@ def enhance(x, delay_hops=2, forgetting=0.9, fixed_q=None):
 def install(delay_hops=2, forgetting=0.9, fixed_q=None):
     """Route airmark's detections (detect_samples, the eval's default detector) through
     enhance(). Returns the wrapped function."""
+    import multiprocessing
+
     from airmark import detect, evaluate
 
+    # The eval's worker processes must inherit the patch: fork them (the default on Linux
+    # before Python 3.14, which moves to forkserver).
+    if "fork" in multiprocessing.get_all_start_methods():
+        multiprocessing.set_start_method("fork", force=True)
     original = detect.detect_samples
 
     def detect_samples(samples, key, **kwargs):
