@@ -239,3 +239,19 @@ def test_categories_cli_error_is_one_line(corpus, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no category 'speech'" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_by_rt60_pools_the_other_axes_and_reaches_the_report(corpus, key, tmp_path):
+    grid = evaluate.Grid(distance_m=[2.0, 4.0], rt60_s=[0.3, 0.6], snr_db=[20.0])
+    s = run(corpus, key, tmp_path / "cache", grid)
+    rows = s["by_rt60"]
+    assert [r["rt60_s"] for r in rows] == [0.3, 0.6]
+    for r in rows:
+        mine = [x for x in s["runs"] if x["point"]["rt60_s"] == r["rt60_s"]]
+        assert r["n"] == len(mine) == 8
+        assert r["detected"] == sum(x["detected"] for x in mine)
+        for cat, a in r["by_category"].items():
+            assert a["detected"] == sum(x["detected"] for x in mine if x["category"] == cat)
+    assert sum(r["detected"] for r in rows) == s["overall"]["detected"]
+    text = eval_report.write_report(s, tmp_path / "out").read_text()
+    assert "## By RT60" in text and "| 0.6 s |" in text

@@ -179,6 +179,17 @@ def markdown(summary, plots, command=None):
             c, a["detected"], a["n"], _pct(a["rate"]), _pct(a["wilson95"][0]),
             _pct(a["wilson95"][1]), a["false_alarms"], _num(a["fa_per_hour"]),
             _num(a["whr_db_mean"], "%.1f")))
+    by_rt60 = summary.get("by_rt60") or []
+    if len(by_rt60) > 1:
+        cats = list(summary["by_category"])
+        lines += ["", "## By RT60 (every other grid axis pooled)", "",
+                  "| RT60 | " + " | ".join(cats) + " | all |",
+                  "|" + "---|" * (len(cats) + 2)]
+        for row in by_rt60:
+            cells = ["%d/%d" % (row["by_category"][c]["detected"], row["by_category"][c]["n"])
+                     for c in cats]
+            lines.append("| %g s | %s | %d/%d (%s) |" % (
+                row["rt60_s"], " | ".join(cells), row["detected"], row["n"], _pct(row["rate"])))
     v = summary.get("visqol")
     if v and "error" not in v:
         lines += ["", "## Quality (ViSQOL audio mode, embedded vs original)", "",

@@ -466,10 +466,19 @@ def summarise(results, thresholds, key, opts):
                        meets_false_alarms=agg["fa_per_hour"] is not None
                        and agg["fa_per_hour"] <= TARGET["fa_per_hour"])
     lat = [r["latency_s"] for r in results if r["latency_s"] is not None]
+    cats = sorted({r["category"] for r in results})
+    # The room's reverberation time decides more than its distance or noise: detections per
+    # RT60, pooled over every other grid axis, per category.
+    by_rt60 = []
+    for t in sorted({r["point"]["rt60_s"] for r in results}):
+        rows = [r for r in results if r["point"]["rt60_s"] == t]
+        by_rt60.append(dict(_agg(rows), rt60_s=t, by_category={
+            c: _agg([r for r in rows if r["category"] == c]) for c in cats}))
     return {"key_id": key.get("key_id"), "threshold": threshold, "points": points,
             "overall": _agg(results),
             "by_category": {c: _agg([r for r in results if r["category"] == c])
-                            for c in sorted({r["category"] for r in results})},
+                            for c in cats},
+            "by_rt60": by_rt60,
             "curve": curve, "latencies_s": lat, "target": TARGET, "target_result": verdict}
 
 
