@@ -1,7 +1,9 @@
 """Each stage of the over-the-air channel does what it claims, measured on generated audio."""
 
 import json
+import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -442,30 +444,20 @@ def test_cli_simulate_writes_16k_int16_and_json(tmp_path, capsys, cache):
 
 # ------------------------------------------------------------------ room model
 
-def _reverberant_level_db(dist, scattering, rt60=0.5):
-    """Energy of the RIR after the direct path (5 ms on), in dB re the direct path at 1 m
-    (pyroomacoustics' amplitudes are 1/r), and Barron's revised-theory value for the room."""
-    cfg = ChannelConfig.from_preset("living-room-6m", distance_m=dist, rt60_s=rt60,
-                                    scattering=scattering)
-    dim, src, mic = channel.room_geometry(cfg)
-    rirs, info = channel.room_rirs(dim, src, mic, rt60, FS, scattering=scattering)
-    h = rirs[0]
-    t0 = int(np.argmax(np.abs(h)))
-    level = 10 * np.log10(np.sum(h[t0 + int(0.005 * FS):] ** 2))
-    volume = float(np.prod(dim))
-    barron = 10 * np.log10(31200 * rt60 / volume * np.exp(-0.04 * dist / rt60) / 100)
-    return level, barron, info
-
-
 def test_room_reverberant_level_follows_barron_near_and_far():
+    # tools/room_check.py: energy from 5 ms after the direct path, re the direct path at 1 m
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tools"))
+    import room_check
+
     for dist in (1.0, 6.1):
-        level, barron, info = _reverberant_level_db(dist, channel.DEFAULT_SCATTERING)
-        assert abs(level - barron) < 2.5, (dist, level, barron)
-        assert info["scattering"] == channel.DEFAULT_SCATTERING
+        r = room_check.measure(dist, 0.5, channel.DEFAULT_SCATTERING)
+        assert abs(r["reverberant_db"] - r["barron_db"]) < 2.5, r
+        assert r["scattering"] == channel.DEFAULT_SCATTERING
     # The image sources alone leave the long 6.1 m room far too dry (the 3 m / 6.1 m
     # inversion of the eval grid), while the small room is close.
-    level, barron, _ = _reverberant_level_db(6.1, 0.0)
-    assert level < barron - 3.0
+    r = room_check.measure(6.1, 0.5, 0.0)
+    assert r["reverberant_db"] < r["barron_db"] - 3.0
 
 
 def test_hybrid_room_is_reproducible_without_a_cache():

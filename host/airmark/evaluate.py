@@ -428,6 +428,10 @@ def _agg(rows):
             "whr_db_mean": float(np.mean(whr)) if whr else None}
 
 
+def _by_category(rows, cats):
+    return {c: _agg([r for r in rows if r["category"] == c]) for c in cats}
+
+
 def _point_id(point):
     return json.dumps({k: point[k] for k in POINT_KEYS}, sort_keys=True)
 
@@ -442,8 +446,7 @@ def summarise(results, thresholds, key, opts):
     for pk, rows in by_point.items():
         entry = dict(json.loads(pk))
         entry.update(_agg(rows))
-        entry["by_category"] = {c: _agg([r for r in rows if r["category"] == c])
-                                for c in sorted({r["category"] for r in rows})}
+        entry["by_category"] = _by_category(rows, sorted({r["category"] for r in rows}))
         points.append(entry)
     # curves pooled over all grid points
     peaks = np.array([r["peak_score_marked"] for r in results])
@@ -472,12 +475,10 @@ def summarise(results, thresholds, key, opts):
     by_rt60 = []
     for t in sorted({r["point"]["rt60_s"] for r in results}):
         rows = [r for r in results if r["point"]["rt60_s"] == t]
-        by_rt60.append(dict(_agg(rows), rt60_s=t, by_category={
-            c: _agg([r for r in rows if r["category"] == c]) for c in cats}))
+        by_rt60.append(dict(_agg(rows), rt60_s=t, by_category=_by_category(rows, cats)))
     return {"key_id": key.get("key_id"), "threshold": threshold, "points": points,
             "overall": _agg(results),
-            "by_category": {c: _agg([r for r in results if r["category"] == c])
-                            for c in cats},
+            "by_category": _by_category(results, cats),
             "by_rt60": by_rt60,
             "curve": curve, "latencies_s": lat, "target": TARGET, "target_result": verdict}
 
