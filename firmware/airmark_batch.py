@@ -58,6 +58,11 @@ def feed_hops(det, x):
     if m == 0:
         return np.zeros(0, dtype=np.int64), []
     x = np.asarray(x[:m * h], dtype=np.int64)
+    if det.enhancer is not None:
+        import airmark_enhancer
+
+        x = airmark_enhancer.process_block(det.enhancer, x.reshape(m, h)).reshape(-1)
+        det.enhancer.hops += m
     st = det._st
     hops0 = det.hops
     ring = det._ring
@@ -134,7 +139,7 @@ def feed_hops(det, x):
     allowed = det._hold  # hops of this chunk still held off after an earlier event
     for t in np.flatnonzero(best >= det.threshold_q8):
         if t >= allowed:
-            events.append(((hops0 + int(t) + 1) * h, int(best[t]) / 256.0))
+            events.append(((hops0 + int(t) + 1) * h - det.latency_samples, int(best[t]) / 256.0))
             allowed = int(t) + det.holdoff_hops + 1
     det._hold = max(0, allowed - m)
     det.score_q8 = int(best[-1])

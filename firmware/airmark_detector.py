@@ -167,6 +167,18 @@ class Detector:
         self.diff_weight = int(record.get("diff_weight", 1))
         if self.diff_weight not in (1, 2):
             raise ValueError("diff_weight must be 1 or 2")
+        # The key's front end: its line enhancer (airmark_enhancer) or none. The enhancer's
+        # output lags its input by one hop, so event times are taken back by that much.
+        self.enhancer = None
+        self.latency_samples = 0
+        if int(record.get("line_enhancer", 0)):
+            if ULAB and not (use_kernels and _kernels is not None):
+                # its integers exceed float32's exact range: ulab alone cannot hold them
+                raise ValueError("this key's line enhancer needs viper (MicroPython) or numpy")
+            import airmark_enhancer
+
+            self.enhancer = airmark_enhancer.LineEnhancer(use_kernels=use_kernels)
+            self.latency_samples = airmark_enhancer.HOP
         self.threshold = float(record["threshold"])
         self.threshold_q8 = int(self.threshold * 256 + 0.5)
         self.block_samples = n
@@ -261,6 +273,12 @@ class Detector:
             st[b + 2], st[b + 12], sigma = pos_at[periods[p]]
             st[b + 13] = 1 if sigma > 0 else 0
         self._st = st
+        self._enh_out = None
+        if self.enhancer is not None:
+            if self.enhancer.kernels is not None:
+                self._enh_out = _int16_array(h)
+            else:
+                self._enh_out = np.zeros(h, dtype=np.int16)
         self.hops = 0
         self.samples = 0
         self.score_q8 = 0
@@ -311,6 +329,8 @@ class Detector:
             if not any(m is c for c in counted):
                 counted.append(m)
                 total += len(m) * (4 if ULAB else 8)
+        if self.enhancer is not None:
+            total += self.enhancer.state_bytes() + 2 * len(self._enh_out)
         return total
 
     def reset(self):
@@ -329,6 +349,8 @@ class Detector:
             b = ST_HEADER + ST_PAIR * p
             for i in range(3, 12):
                 st[b + i] = 0
+        if self.enhancer is not None:
+            self.enhancer.reset()
         self.hops = 0
         self.samples = 0
         self.score_q8 = 0
@@ -422,6 +444,9 @@ class Detector:
         hm = hop % self._dlen
         phase = hop % SUBBLOCKS
         kern = self.kernels
+        if self.enhancer is not None:
+            self.enhancer.process(x, self._enh_out)
+            x = self._enh_out
         if kern is not None:
             kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
             kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp)
@@ -439,5 +464,5 @@ class Detector:
             return None
         if self.score_q8 >= self.threshold_q8:
             self._hold = self.holdoff_hops
-            return (self.samples, self.score_q8 / 256.0)
+            return (self.samples - self.latency_samples, self.score_q8 / 256.0)
         return None

@@ -26,8 +26,10 @@ FIELDS = ("format", "version", "key_id", "sample_rate_hz", "block_samples",
           "pattern_blocks", "lag_periods", "band_hz", "key_bits", "noise_seed", "threshold")
 # Optional fields, in the checksum only when present (keys made before them keep theirs).
 # diff_weight w: the detector's D = w*C - C(one block earlier); absent means 1.
-OPTIONAL = ("diff_weight",)
+# line_enhancer 1: the detector's input goes through airmark_enhancer first; absent means 0.
+OPTIONAL = ("diff_weight", "line_enhancer")
 DIFF_WEIGHTS = (1, 2)
+ENHANCER_BLOCK_SAMPLES = 256  # the enhancer's hop is 128 samples: half of this block
 
 # Limits of the detector's exact integer state (docs/ALGORITHM.md, "Integer bounds"):
 # window sums stay MicroPython small ints on 32-bit ports, float dots stay exact in float32.
@@ -80,6 +82,10 @@ def min_key_bits(pattern_blocks, lag_periods):
 
 def diff_weight(record):
     return record.get("diff_weight", 1)
+
+
+def line_enhancer(record):
+    return record.get("line_enhancer", 0)
 
 
 def state_bounds(record):
@@ -173,6 +179,11 @@ def problems(record):
     dwt = record.get("diff_weight", 1)
     if not isinstance(dwt, int) or isinstance(dwt, bool) or dwt not in DIFF_WEIGHTS:
         out.append("diff_weight must be one of %s, got %r" % (", ".join(str(v) for v in DIFF_WEIGHTS), dwt))
+    enh = record.get("line_enhancer", 0)
+    if not isinstance(enh, int) or isinstance(enh, bool) or enh not in (0, 1):
+        out.append("line_enhancer must be 0 or 1, got %r" % (enh,))
+    elif enh and record["block_samples"] != ENHANCER_BLOCK_SAMPLES:
+        out.append("line_enhancer needs block_samples %d" % ENHANCER_BLOCK_SAMPLES)
     if out:
         return out
     out = _bound_problems(record)

@@ -7,6 +7,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the core imports its sibling modules (airmark_enhancer) by name, as on a board
+if FIRMWARE not in sys.path:
+    sys.path.append(FIRMWARE)
 
 
 def load_core(under_ulab_shim):

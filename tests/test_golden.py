@@ -15,6 +15,9 @@ GOLDEN = os.path.join(HERE, "golden")
 # golden: a key with diff_weight 2 (the default); golden-dw1: a key made before the field
 # existed (D = C - C(one block earlier)), which boards must keep reading the same way.
 GOLDEN_DIRS = [GOLDEN, os.path.join(HERE, "golden-dw1")]
+# golden-enh: the golden key with the line enhancer in front (numpy and viper only: ulab
+# alone cannot hold the enhancer's integers, and refuses the key).
+GOLDEN_ENH = os.path.join(HERE, "golden-enh")
 
 
 def replay(core, golden=GOLDEN):
@@ -38,7 +41,7 @@ def expected(golden=GOLDEN):
         return json.load(f)
 
 
-@pytest.mark.parametrize("golden", GOLDEN_DIRS, ids=os.path.basename)
+@pytest.mark.parametrize("golden", GOLDEN_DIRS + [GOLDEN_ENH], ids=os.path.basename)
 def test_golden_numpy(core_numpy, golden):
     hops, events = replay(core_numpy, golden)
     exp = expected(golden)
@@ -52,6 +55,25 @@ def test_golden_strict_ulab_shim(core_ulab, golden):
     exp = expected(golden)
     assert hops == exp["hops"]
     assert events == exp["events"]
+
+
+def test_strict_ulab_shim_refuses_the_enhancer_golden_key(core_ulab):
+    with pytest.raises(ValueError, match="line enhancer"):
+        replay(core_ulab, GOLDEN_ENH)
+
+
+def test_the_enhancer_golden_vector_runs_the_enhancer():
+    plain = json.load(open(os.path.join(GOLDEN, "key.json")))
+    enh = json.load(open(os.path.join(GOLDEN_ENH, "key.json")))
+    assert enh["line_enhancer"] == 1 and "line_enhancer" not in plain
+    assert [enh[k] for k in ("block_samples", "pattern_blocks", "lag_periods", "diff_weight")] == \
+        [plain[k] for k in ("block_samples", "pattern_blocks", "lag_periods", "diff_weight")]
+    # the same input: its mark is found within a block of the same time (the enhancer's
+    # hop of latency is taken back)
+    a, _ = sf.read(os.path.join(GOLDEN, "input.wav"), dtype="int16")
+    b, _ = sf.read(os.path.join(GOLDEN_ENH, "input.wav"), dtype="int16")
+    assert np.array_equal(a, b)
+    assert abs(expected(GOLDEN_ENH)["events"][0][0] - expected(GOLDEN)["events"][0][0]) <= 256
 
 
 def test_the_two_golden_keys_differ_only_in_diff_weight_use():

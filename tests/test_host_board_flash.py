@@ -58,6 +58,17 @@ def test_plan_micropython(pico, key):
     assert arch["airmark_loop.mpy"] == 0
 
 
+def test_plan_ships_the_line_enhancer_only_for_keys_that_use_it(pico, feather, key):
+    plain = [f.dest for f in flashing.build_plan(pico, key).files]
+    assert not any(n.startswith("airmark_enhancer") for n in plain)
+    enh_key = keys.generate(3, line_enhancer=True)
+    plan = flashing.build_plan(pico, enh_key)
+    arch = {f.dest: f.data[2] >> 2 for f in plan.files[1:]}
+    assert arch["airmark_enhancer.mpy"] == 0 and arch["airmark_enhancer_viper.mpy"] == 4
+    with pytest.raises(flashing.FlashError, match="line enhancer.*circuitpython cannot run it"):
+        flashing.build_plan(feather, enh_key)
+
+
 def test_plan_circuitpython_has_sources_and_no_viper(feather, key):
     plan = flashing.build_plan(feather, key)
     names = [f.dest for f in plan.files]

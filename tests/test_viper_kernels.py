@@ -35,15 +35,16 @@ def run_check(mpy, golden_dir):
     return out.returncode, out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("golden", ["golden", "golden-dw1"])
+@pytest.mark.parametrize("golden", ["golden", "golden-dw1", "golden-enh"])
 def test_golden_vector_under_micropython_viper(mpy, golden):
     rc, out = run_check(mpy, os.path.join(HERE, golden))
     assert rc == 0, out
     assert out.count("PASS") == 3 and "kernels: viper" in out
 
 
-@pytest.mark.parametrize("shape", [{}, {"pattern_blocks": 4, "lag_periods": 4}],
-                         ids=["default", "p4-j4"])
+@pytest.mark.parametrize("shape", [{}, {"pattern_blocks": 4, "lag_periods": 4},
+                                   {"line_enhancer": True}],
+                         ids=["default", "p4-j4", "line-enhancer"])
 def test_random_vectors_under_micropython_viper(mpy, core_numpy, tmp_path, shape):
     """Fresh vectors (noise bursts, clipping, silence, a mark) from the numpy path.
 
@@ -53,7 +54,7 @@ def test_random_vectors_under_micropython_viper(mpy, core_numpy, tmp_path, shape
     periods = core_numpy.pair_lags(key["block_samples"], key["pattern_blocks"],
                                    key["lag_periods"])[1]
     per_period = [periods.count(j) for j in range(1, key["lag_periods"] + 1)]
-    assert per_period == ([3] * key["lag_periods"] if not shape else [1, 3, 3, 3])
+    assert per_period == ([1, 3, 3, 3] if "pattern_blocks" in shape else [3] * key["lag_periods"])
     rng = np.random.default_rng(3)
     host = sg.music_like(4.0, seed=5)
     y, _ = sg.embed_reference(host, key, 1.0, -6.0)
@@ -83,9 +84,10 @@ def test_random_vectors_under_micropython_viper(mpy, core_numpy, tmp_path, shape
     assert rc == 1 and "FAIL scores" in out
 
 
-def test_viper_hop_allocates_nothing(mpy):
+@pytest.mark.parametrize("golden", ["golden", "golden-enh"])
+def test_viper_hop_allocates_nothing(mpy, golden):
     out = subprocess.run([mpy, os.path.join(HERE, "mp_alloc_check.py"), FIRMWARE,
-                          os.path.join(HERE, "golden", "key.json")],
+                          os.path.join(HERE, golden, "key.json")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     vals = dict(ln.split(" ", 1) for ln in out.stdout.splitlines())

@@ -206,6 +206,7 @@ def run(record, seconds):
     # Arrays on the board: detector state + capture (4 raw buffers of int32 words + dense hop).
     res["capture_bytes_rp2"] = 4 * 256 * 4 + 2 * h
     res["arrays_bytes"] = res["state_bytes"] + res["capture_bytes_rp2"]
+    res["line_enhancer"] = int(record.get("line_enhancer", 0))
     return res
 
 
@@ -235,6 +236,11 @@ def report(r):
                   u["share_low_pct"], u["share_typical_pct"]))
     out.append("ESP32 @240 MHz (clock-scaled assumption): viper %.1f %%, ulab only %.1f %% of real time"
                % (r["esp32_240mhz_viper_share_typical_pct"], r["esp32_240mhz_ulab_only_share_typical_pct"]))
+    if r.get("line_enhancer"):
+        out.append("this key runs the line enhancer first: the estimates above cover the detector"
+                   " only; the enhancer adds about 7.6 ms per hop on an RP2040 at 125 MHz"
+                   " (cycle-counted, docs/ALGORITHM.md section 8), so such keys do not run in"
+                   " real time there")
     out.append("arrays here (CPython keeps the features as float64): detector %d B + capture %d B = %d B"
                " (the board's figure: micropython tools/bench_viper.py KEY, state_bytes)"
                % (r["state_bytes"], r["capture_bytes_rp2"], r["arrays_bytes"]))

@@ -99,7 +99,8 @@ def main(argv=None):
         pool = [keys.generate(s, block_samples=key["block_samples"],
                               pattern_blocks=key["pattern_blocks"], lag_periods=key["lag_periods"],
                               key_seconds=secs, band_hz=key["band_hz"],
-                              diff_weight=key.get("diff_weight", 1), threshold=key["threshold"])
+                              diff_weight=key.get("diff_weight", 1), threshold=key["threshold"],
+                              line_enhancer=bool(key.get("line_enhancer", 0)))
                 for s in range(1, args.key_seeds + 1)]
     clips = manifest["clips"] if isinstance(manifest, dict) and "clips" in manifest else manifest
     bycat = {}
@@ -160,7 +161,7 @@ def main(argv=None):
         with open(path) as f:
             text = f.read()
         seconds = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
-        name = keys.threshold_constant(seconds, key["lag_periods"])
+        name = keys.threshold_constant(seconds, key["lag_periods"], key.get("line_enhancer", 0))
         if name is None:
             print("calibrate: no default constant for a %.1f s key with lag_periods %d; "
                   "put the threshold in the key instead" % (seconds, key["lag_periods"]), file=sys.stderr)

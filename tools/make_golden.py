@@ -1,6 +1,9 @@
 """Write the golden vector: a small int16 input, its key, and every expected integer.
 
-Usage: python tools/make_golden.py [OUT_DIR]   (default tests/golden)
+Usage: python tools/make_golden.py [OUT_DIR] [--line-enhancer]   (default tests/golden)
+
+--line-enhancer writes tests/golden's key and input with the key's line enhancer on
+(tests/golden-enh): the same mark, the detector's integers through airmark_enhancer.
 
 Stored per hop: the correlation c and matched-filter sum of every lag pair and the
 fixed-point score (score_q8 = 256 x score). The input is 5 s of a deterministic music-like signal with a reference mark at 1.5 s
@@ -23,12 +26,22 @@ import signals as sg  # noqa: E402
 from airmark import fw  # noqa: E402
 
 
-def main(out_dir):
+def main(out_dir, line_enhancer=False):
     os.makedirs(out_dir, exist_ok=True)
-    key = sg.key_record(seed=2024, threshold=6.0)
-    host = sg.music_like(5.0, seed=7)
-    y, _ = sg.embed_reference(host, key, 1.5, -7.0)
-    x = sg.to_int16(y, peak=0.4)
+    if line_enhancer:
+        from airmark import keys
+
+        gold = os.path.join(ROOT, "tests", "golden")
+        with open(os.path.join(gold, "key.json")) as f:
+            key = dict(json.load(f), line_enhancer=1)
+        key["checksum"] = keys._ak.checksum(key)
+        key = keys.validate(key)
+        x, _ = sf.read(os.path.join(gold, "input.wav"), dtype="int16")
+    else:
+        key = sg.key_record(seed=2024, threshold=6.0)
+        host = sg.music_like(5.0, seed=7)
+        y, _ = sg.embed_reference(host, key, 1.5, -7.0)
+        x = sg.to_int16(y, peak=0.4)
     core = fw.module("airmark_detector")
     det = core.Detector(key)
     h = det.hop_samples
@@ -49,4 +62,5 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "golden"))
+    args = [a for a in sys.argv[1:] if a != "--line-enhancer"]
+    main(args[0] if args else os.path.join(ROOT, "tests", "golden"), "--line-enhancer" in sys.argv[1:])

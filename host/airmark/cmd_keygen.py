@@ -17,19 +17,23 @@ from . import keys
                    "longer ones; 3 finds about 0.8x the marks for 0.8x the CPU).")
 @click.option("--threshold", type=click.FloatRange(1.0, 1000.0), default=None,
               help="Detection threshold (default: the calibrated one for this key's shape).")
+@click.option("--line-enhancer", is_flag=True,
+              help="Put the line enhancer in front of the detector: about 1.5x the marks found "
+                   "in reverberant rooms, for ~1 RP2040 core of CPU (docs/ALGORITHM.md §8).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
-def command(keyfile, seed, key_seconds, lag_periods, threshold, force, as_json):
+def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, force, as_json):
     """Generate a key file: the binary inversion sequence, noise seed and threshold."""
-    record = keys.generate(seed, key_seconds=key_seconds, lag_periods=lag_periods, threshold=threshold)
+    record = keys.generate(seed, key_seconds=key_seconds, lag_periods=lag_periods,
+                           threshold=threshold, line_enhancer=line_enhancer)
     keys.save(record, keyfile, force=force)
     if as_json:
         click.echo(json.dumps(record))
     else:
         click.echo("wrote %s: key %s, %d key bits (%.2f s), pattern %d x %d samples, "
-                   "%d lag periods, threshold %.2f" % (
+                   "%d lag periods, threshold %.2f%s" % (
                        keyfile, record["key_id"], len(record["key_bits"]),
                        len(record["key_bits"]) * record["block_samples"] / record["sample_rate_hz"],
                        record["pattern_blocks"], record["block_samples"], record["lag_periods"],
-                       record["threshold"]))
+                       record["threshold"], ", line enhancer" if line_enhancer else ""))
     return 0

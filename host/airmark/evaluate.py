@@ -152,6 +152,16 @@ def _file_hash(path):
     return h.hexdigest()
 
 
+MARK_FIELDS = ("sample_rate_hz", "block_samples", "pattern_blocks", "band_hz", "key_bits",
+               "noise_seed")
+
+
+def mark_identity(key):
+    """What the embedded mark depends on: keys that differ only in detector settings
+    (threshold, lag_periods, diff_weight, line_enhancer) share cached channel outputs."""
+    return _digest([key.get(f) for f in MARK_FIELDS])
+
+
 def _source_hash(module):
     try:
         return _file_hash(module.__file__)[:16]
@@ -275,13 +285,13 @@ def run_task(task):
         return np.asarray(y, dtype=np.float32), info
 
     marked, einfo = _cached_array(cache_dir, "embedded", [
-        clip["sha256"], key.get("checksum", key.get("key_id")), start, opts.mark_s,
+        clip["sha256"], mark_identity(key), start, opts.mark_s,
         opts.strength_db, embed_src], make_marked)
     cfg_key = [cfg.to_dict(), seed, task.get("channel_version", "none")]
     out = {}
     for label, audio, src_key in (("marked", marked, ["m", clip["sha256"], start, opts.mark_s,
                                                       opts.strength_db, embed_src,
-                                                      key.get("checksum")]),
+                                                      mark_identity(key)]),
                                   ("unmarked", x, ["u", clip["sha256"]])):
         y, info = _cached_array(cache_dir, "channel", [src_key, cfg_key],
                                 lambda a=audio: channel.simulate(a, fs, cfg, seed=seed,

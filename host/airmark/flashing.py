@@ -180,6 +180,14 @@ def build_plan(board, key, *, firmware_dir=None):
     runtime = board["runtime"]
     arch = board.get("mpy_arch")
     entry, modules = firmware_modules(runtime, d)
+    if key.get("line_enhancer"):
+        if runtime != "micropython":
+            raise FlashError("key %s puts the line enhancer in front of the detector, which needs "
+                             "MicroPython's viper; %s cannot run it (use a key made without "
+                             "--line-enhancer)" % (key["key_id"], runtime))
+    else:
+        # the detector imports the enhancer only for keys that ask for it
+        modules = [m for m in modules if not m.startswith("airmark_enhancer")]
     sources = []
     for name in modules:
         with open(os.path.join(d, name + ".py"), encoding="utf-8") as f:

@@ -35,6 +35,9 @@ J3_THRESHOLD = 5.45
 # Keys longer than 2 s (lag_periods 3): their unmarked score has heavier tails (a sum of more
 # terms is closer to Gaussian). Calibrated on a 6 s key (`tools/calibrate.py --key`, §5).
 LONG_KEY_THRESHOLD = 5.75
+# 2 s keys with lag_periods 6 and the line enhancer in front (docs/ALGORITHM.md §8),
+# calibrated through it (`tools/calibrate.py --key KEY --key-seeds 8`, §5).
+ENHANCED_THRESHOLD = 6.00
 
 
 def is_long_key(key_seconds):
@@ -58,12 +61,14 @@ def default_lag_periods(key_seconds, key_bits, pattern_blocks):
     return 3
 
 
-def threshold_constant(key_seconds, lag_periods=None):
+def threshold_constant(key_seconds, lag_periods=None, line_enhancer=0):
     """Name of the calibrated constant for keys of this shape, or None if none was calibrated."""
     if not lag_periods:
         lag_periods = default_lag_periods(key_seconds, key_blocks(key_seconds),
                                           DEFAULTS["pattern_blocks"])
     nj = lag_periods
+    if line_enhancer:
+        return "ENHANCED_THRESHOLD" if nj == 6 and not is_long_key(key_seconds) else None
     if nj == 6 and not is_long_key(key_seconds):
         return "DEFAULT_THRESHOLD"
     if nj == 3:
@@ -71,13 +76,13 @@ def threshold_constant(key_seconds, lag_periods=None):
     return None
 
 
-def default_threshold(key_seconds, lag_periods=None):
-    """The calibrated threshold for a key of this length (s) and lag_periods."""
-    name = threshold_constant(key_seconds, lag_periods)
+def default_threshold(key_seconds, lag_periods=None, line_enhancer=0):
+    """The calibrated threshold for a key of this length (s), lag_periods and front end."""
+    name = threshold_constant(key_seconds, lag_periods, line_enhancer)
     if name is None:
-        raise AirmarkError("no calibrated threshold for a %g s key with lag_periods %d: pass "
+        raise AirmarkError("no calibrated threshold for a %g s key with lag_periods %d%s: pass "
                            "--threshold (python tools/calibrate.py --key KEY finds one)"
-                           % (key_seconds, lag_periods))
+                           % (key_seconds, lag_periods, " and the line enhancer" if line_enhancer else ""))
     return globals()[name]
 
 
@@ -108,13 +113,14 @@ def key_quality(signs, pattern_blocks, lag_periods):
 
 
 def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=None,
-             key_seconds=None, band_hz=None, threshold=None, diff_weight=None):
+             key_seconds=None, band_hz=None, threshold=None, diff_weight=None, line_enhancer=False):
     """A new key record. The key bits are the best of many random candidates
     (lowest worst-case leakage of steady and periodic content, see key_quality).
 
     diff_weight 1 gives the detector's full difference of keys made before the field
     existed (for comparisons); such a key still gets the w = 2 threshold unless
-    `threshold` is given (w = 1 was calibrated at 5.35, and 5.5 for longer keys)."""
+    `threshold` is given (w = 1 was calibrated at 5.35, and 5.5 for longer keys).
+    line_enhancer puts airmark_enhancer in front of the detector (docs/ALGORITHM.md §8)."""
     n = block_samples or DEFAULTS["block_samples"]
     pb = pattern_blocks or DEFAULTS["pattern_blocks"]
     secs = key_seconds or DEFAULTS["key_seconds"]
@@ -154,9 +160,12 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
         "band_hz": list(band_hz or DEFAULTS["band_hz"]),
         "key_bits": key_bits,
         "noise_seed": noise_seed,
-        "threshold": float(threshold if threshold is not None else default_threshold(secs, nj)),
+        "threshold": float(threshold if threshold is not None
+                           else default_threshold(secs, nj, line_enhancer)),
         "diff_weight": dwt,
     }
+    if line_enhancer:
+        record["line_enhancer"] = 1
     record["checksum"] = _ak.checksum(record)
     _ak.validate(record)
     return record

@@ -1,0 +1,341 @@
+"""Line enhancer: takes the host's ringing partials out before the detector (integers).
+
+A room makes the host's partials ring, and a sinusoid resembles itself at any lag, so it
+leaks into the self-correlation. The mark cannot ring that way: its pattern block and key
+sign change every block. Per bin of a 256-point STFT (hop 128, the detector's hop), the
+enhancer subtracts the part of the bin predictable from the same bin one block (two hops)
+earlier, then resynthesises the signal by overlap-add. docs/ALGORITHM.md §8 has the maths
+and the integer bounds; every value below stays under 2**31 (viper's machine ints).
+
+Per hop of 128 int16 samples x (all integers, floor shifts):
+  AGC       g in -1..G_MAX: the frame peak * 2**g stays below 2**14 (attack at once,
+            release one step after RELEASE_HOPS quiet hops; the state is rescaled)
+  frame     v[n] = x[n] * W[n] * 2**g / 256 over the last 256 samples, W = sqrt-Hann Q8
+  forward   X = FFT(v) / 256: radix-2, twiddles round(127 e^(-i.)), each butterfly
+            rounds the product by 7 bits and halves with rounding (|X| < 2**14 + 9)
+  predictor per bin k <= 128, with X2 the bin two hops back, p = X >> PSHIFT and
+            q = X2 >> PSHIFT: a = R_xy * 128 // (R_xx + 1), clamped to +-A_MAX;
+            E = X - round(a * X2 / 128); then R_xy += p conj(q) - floor(3 R_xy / 32)
+            and R_xx += |q|^2 - floor(3 R_xx / 32) (forgetting factor 29/32)
+  inverse   Hermitian mirror of E, times 16, inverse FFT (halving) -> frame / 16
+  output    y = (f_b[n] W[n] + f_(b-1)[n + 128] W[n + 128] + 128) >> 8  (sqrt-Hann OLA)
+
+The output hop lags the input by one hop (128 samples). Paths: the viper kernels
+(airmark_enhancer_viper, MicroPython) and numpy int64 (CPython) compute the same
+integers; ulab without viper (CircuitPython) cannot hold them exactly and is refused.
+"""
+
+try:
+    from ulab import numpy as np
+
+    ULAB = True
+except ImportError:
+    ULAB = False
+    try:
+        import numpy as np
+    except ImportError:
+        np = None
+
+import array
+import math
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+try:
+    import airmark_enhancer_viper as _kernels
+except (ImportError, SyntaxError):
+    _kernels = None
+
+N = const(256)  # frame (samples)
+HOP = const(128)  # hop (samples), the detector's
+BINS = const(129)  # bins 0..N/2 of a real frame
+LOG2N = const(8)
+WQ = const(8)  # window: Q8 sqrt-Hann
+TQ = const(7)  # twiddles: round(127 cos), round(127 sin)
+DELAY_HOPS = const(2)  # predict from one block (two hops) back
+PSHIFT = const(5)  # predictor statistics use p = X >> 5 (|p| <= 512)
+FORGET_NUM = const(3)  # R -= floor(3 R / 32): forgetting factor 29/32 = 0.906
+FORGET_SHIFT = const(5)
+A_MAX = const(256)  # |a| components <= 2 (Q7)
+INV_GAIN_SHIFT = const(4)  # E * 16 before the inverse: its output is frame / 16
+PEAK_BITS = const(14)  # AGC: frame peak * 2**g < 2**14
+G_MIN = const(-1)  # a full-scale frame is halved: |v| <= 2**14 always
+G_MAX = const(10)
+R_BOUND = const(1 << 23)  # |R_xy|, R_xx stay below (docs/ALGORITHM.md §8): 128 R < 2**30
+RELEASE_HOPS = const(64)  # 0.5 s of headroom before the gain steps up
+
+
+def _bitrev_table():
+    out = bytearray(N)
+    for i in range(N):
+        r = 0
+        v = i
+        for _ in range(LOG2N):
+            r = (r << 1) | (v & 1)
+            v >>= 1
+        out[i] = r
+    return out
+
+
+def _window_q8():
+    """round(256 * sqrt(periodic Hann)): analysis times synthesis sums to 2**16 at hop N/2
+    (to within rounding)."""
+    w = array.array("h", (0 for _ in range(N)))
+    for n in range(N):
+        w[n] = int(math.floor(256.0 * math.sqrt(0.5 - 0.5 * math.cos(2.0 * math.pi * n / N)) + 0.5))
+    return w
+
+
+def _twiddles():
+    """(cos, sin) pairs for e^(-2 pi i k / N), k < N/2, scaled by 127 and rounded; the
+    inverse uses their conjugates."""
+    t = array.array("h", (0 for _ in range(N)))
+    for k in range(N // 2):
+        a = -2.0 * math.pi * k / N
+        t[2 * k] = int(math.floor(127.0 * math.cos(a) + 0.5))
+        t[2 * k + 1] = int(math.floor(127.0 * math.sin(a) + 0.5))
+    return t
+
+
+def fit_gain(peak):
+    """Largest g <= G_MAX with peak * 2**g < 2**PEAK_BITS, or G_MIN (peak >= 0)."""
+    g = G_MIN
+    while g < G_MAX and (peak << (g + 1)) < (1 << PEAK_BITS):
+        g += 1
+    return g
+
+
+# State array (int32) layout: header, then per-bin records.
+EH_G = const(0)  # current gain exponent
+EH_QUIET = const(1)  # hops in a row with headroom for g + 1
+EH_PEAK_PREV = const(2)  # previous hop's peak |x|
+EH_HOPS = const(3)  # 0 before the first hop, then 1
+EH_SIZE = const(4)
+
+
+class LineEnhancer:
+    """Streaming line enhancer: `process(x, out)` takes a hop of 128 int16 samples and
+    writes the enhanced hop (one hop late) into `out` (int16 array of 128)."""
+
+    def __init__(self, *, use_kernels=True):
+        self.kernels = _kernels if (use_kernels and _kernels is not None) else None
+        if self.kernels is None and (np is None or ULAB):
+            raise ValueError("the line enhancer needs the viper kernels or CPython numpy")
+        self.window = _window_q8()
+        self.twiddles = _twiddles()
+        self.bitrev = _bitrev_table()
+        self.head = array.array("i", (0 for _ in range(EH_SIZE)))
+        self.xin = array.array("h", (0 for _ in range(N)))  # last N input samples
+        self.z = array.array("i", (0 for _ in range(2 * N)))  # FFT work (re, im)
+        # spectra of the last DELAY_HOPS frames, bins 0..128, (re, im): a ring of 2
+        self.past = array.array("i", (0 for _ in range(2 * BINS * DELAY_HOPS)))
+        self.rxy = array.array("i", (0 for _ in range(2 * BINS)))
+        self.rxx = array.array("i", (0 for _ in range(BINS)))
+        self.tail = array.array("i", (0 for _ in range(HOP)))  # f_(b-1)[128:] * W, unshifted
+        self.hops = 0
+        if self.kernels is None:
+            self._np_setup()
+
+    def state_bytes(self):
+        return (4 * (len(self.head) + len(self.z) + len(self.past) + len(self.rxy)
+                     + len(self.rxx) + len(self.tail)) + 2 * (len(self.xin) + len(self.window)
+
+                                                           + len(self.twiddles)) + len(self.bitrev))
+
+    def reset(self):
+        for a in (self.head, self.xin, self.z, self.past, self.rxy, self.rxx, self.tail):
+            for i in range(len(a)):
+                a[i] = 0
+        self.hops = 0
+
+    # ---- numpy (CPython) twin --------------------------------------------------------
+    def _np_setup(self):
+        i64 = np.int64
+        self._w = np.array(self.window, dtype=i64)
+        tw = np.array(self.twiddles, dtype=i64)
+        self._twr = tw[0::2]
+        self._twi = tw[1::2]
+        self._rev = np.array(self.bitrev, dtype=np.intp)
+        # per stage: the twiddles of its butterflies k = 0..half-1, forward and inverse
+        self._stage_tw = []
+        self._stage_tw_inv = []
+        for st in range(LOG2N):
+            half = 1 << st
+            step = N // (2 * half)
+            wr = self._twr[::step][:half].astype(np.int32)
+            wi = self._twi[::step][:half].astype(np.int32)
+            self._stage_tw.append((wr, wi))
+            self._stage_tw_inv.append((wr, -wi))
+        self._mirror = np.arange(N - 1, N // 2, -1, dtype=np.intp)  # 255..129 <- 1..127
+
+    def process(self, x, out):
+        if self.kernels is not None:
+            k = self.kernels
+            k.hop(x, out, self.xin, self.z, self.past, self.rxy, self.rxx, self.tail,
+                  self.head, self.window, self.twiddles, self.bitrev, self.hops & 1)
+        else:
+            out[:] = process_block(self, np.asarray(x, dtype=np.int64).reshape(1, HOP))[0]
+        self.hops += 1
+
+
+def gains_for(head, peaks):
+    """AGC over a run of hops: the gain exponent before each hop's frame and the rescale
+    shift applied to the state at that hop (0, +1 or negative). Updates `head`."""
+    g = head[EH_G]
+    quiet = head[EH_QUIET]
+    prev = head[EH_PEAK_PREV]
+    if head[EH_HOPS] == 0:
+        g = G_MAX
+    gs = []
+    shifts = []
+    for p in peaks:
+        p = int(p)
+        old = g
+        both = fit_gain(p if p > prev else prev)
+        if both < g:
+            g = both
+            quiet = 0
+        elif fit_gain(p) > g:
+            quiet += 1
+            if quiet >= RELEASE_HOPS:
+                g += 1
+                quiet = 0
+        else:
+            quiet = 0
+        gs.append(g)
+        shifts.append(g - old)
+        prev = p
+    head[EH_HOPS] = 1
+    head[EH_G] = g
+    head[EH_QUIET] = quiet
+    head[EH_PEAK_PREV] = prev
+    return gs, shifts
+
+
+def _rescale(a, s):
+    """a * 2**s, rounding half up when s < 0 (numpy int64)."""
+    if s >= 0:
+        return a << s
+    return (a + (1 << (-s - 1))) >> (-s)
+
+
+def fft_rows(st, re, im, inverse, chunk=256):
+    """Fixed-point radix-2 FFT of rows (int arrays of shape (m, N)), natural order in and
+    out, every stage halving: returns DFT / 256 (forward) or IDFT * N / 256, as int32.
+
+    Stage by stage, the butterflies of a row are views of it reshaped into groups
+    (u = first half of each group, v = second half); int32 holds every value (§8 bounds:
+    products and sums stay under 2**29), and rows go in chunks that stay in cache."""
+    m = re.shape[0]
+    i32 = np.int32
+    outr = np.empty((m, N), dtype=i32)
+    outi = np.empty((m, N), dtype=i32)
+    for c0 in range(0, m, chunk):
+        r = re[c0:c0 + chunk][:, st._rev].astype(i32)
+        i = im[c0:c0 + chunk][:, st._rev].astype(i32)
+        rows = r.shape[0]
+        for wr, wi in (st._stage_tw_inv if inverse else st._stage_tw):
+            half = len(wr)
+            r = r.reshape(rows, -1, 2 * half)
+            i = i.reshape(rows, -1, 2 * half)
+            ur = r[..., :half]
+            ui = i[..., :half]
+            vr = r[..., half:]
+            vi = i[..., half:]
+            tr = (vr * wr - vi * wi + 64) >> TQ
+            ti = (vr * wi + vi * wr + 64) >> TQ
+            nr = np.empty_like(r)
+            ni = np.empty_like(i)
+            np.add(ur, tr, out=nr[..., :half])
+            np.subtract(ur, tr, out=nr[..., half:])
+            np.add(ui, ti, out=ni[..., :half])
+            np.subtract(ui, ti, out=ni[..., half:])
+            nr += 1
+            nr >>= 1
+            ni += 1
+            ni >>= 1
+            r = nr.reshape(rows, N)
+            i = ni.reshape(rows, N)
+        outr[c0:c0 + chunk] = r
+        outi[c0:c0 + chunk] = i
+    return outr, outi
+
+
+def _predict_segment(st, xr, xi, h0, s):
+    """The predictor over k hops from absolute hop h0, after a gain step of s at h0 (0:
+    none) and with no step inside; returns (E re, E im) as (k, BINS) and updates the
+    past spectra and R. Only R's recursion runs hop by hop (its floors chain)."""
+    k = xr.shape[0]
+    i32 = np.int32
+    past = np.array(st.past, dtype=i32).reshape(DELAY_HOPS, 2, BINS)
+    r = np.array(list(st.rxy) + list(st.rxx), dtype=i32).reshape(3, BINS)
+    if s:
+        past = _rescale(past, s)
+        r = _rescale(r, 2 * s)
+    prev = past[[(h0 - 2) % 2, (h0 - 1) % 2]]  # hops h0 - 2, h0 - 1
+    x2r = np.concatenate([prev[:, 0], xr])[:k]
+    x2i = np.concatenate([prev[:, 1], xi])[:k]
+    pr = xr >> PSHIFT
+    pim = xi >> PSHIFT
+    qr = x2r >> PSHIFT
+    qi = x2i >> PSHIFT
+    terms = np.stack([pr * qr + pim * qi, pim * qr - pr * qi, qr * qr + qi * qi], axis=1)
+    hist = np.empty((k, 3, BINS), dtype=i32)  # R before each hop
+    for b in range(k):
+        hist[b] = r
+        r = r + terms[b] - ((FORGET_NUM * r) >> FORGET_SHIFT)
+    den = hist[:, 2] + 1
+    ar = np.clip((hist[:, 0] << TQ) // den, -A_MAX, A_MAX)
+    ai = np.clip((hist[:, 1] << TQ) // den, -A_MAX, A_MAX)
+    er = xr - ((ar * x2r - ai * x2i + 64) >> TQ)
+    ei = xi - ((ar * x2i + ai * x2r + 64) >> TQ)
+    for i in range(max(0, k - DELAY_HOPS), k):
+        past[(h0 + i) % 2, 0] = xr[i]
+        past[(h0 + i) % 2, 1] = xi[i]
+    st.past[:] = array.array("i", [int(v) for v in past.reshape(-1)])
+    st.rxy[:] = array.array("i", [int(v) for v in r[:2].reshape(-1)])
+    st.rxx[:] = array.array("i", [int(v) for v in r[2]])
+    return er, ei
+
+
+def process_block(st, x):
+    """Enhance m hops at once: x is int64 (m, 128); returns int64 (m, 128), the output
+    hops, and leaves `st` (a LineEnhancer on its numpy path) as m calls of process would,
+    except `st.hops`, which the caller advances."""
+    m = x.shape[0]
+    gs, shifts = gains_for(st.head, np.max(np.abs(x), axis=1))
+    gs = np.array(gs, dtype=np.int64)[:, None]
+    prev = np.array(st.xin, dtype=np.int64)[HOP:]
+    hops = np.concatenate([prev.reshape(1, HOP), x], axis=0)
+    frames = np.concatenate([hops[:-1], hops[1:]], axis=1)  # (m, N), raw samples
+    st.xin[:] = array.array("h", [int(s) for s in frames[-1]])
+    i32 = np.int32  # every value below stays under 2**31 (docs/ALGORITHM.md §8)
+    p = frames.astype(i32) * st._w.astype(i32)
+    sh = np.maximum(WQ - gs, 0).astype(i32)
+    v = ((p + ((1 << sh) >> 1)) >> sh) << np.maximum(gs - WQ, 0).astype(i32)
+    re, im = fft_rows(st, v, np.zeros_like(v), False)
+    er = np.zeros((m, N), dtype=i32)
+    ei = np.zeros((m, N), dtype=i32)
+    starts = [0] + [b for b in range(1, m) if shifts[b]] + [m]
+    for b0, b1 in zip(starts[:-1], starts[1:]):
+        er[b0:b1, :BINS], ei[b0:b1, :BINS] = _predict_segment(
+            st, re[b0:b1, :BINS], im[b0:b1, :BINS], st.hops + b0, shifts[b0])
+    er <<= INV_GAIN_SHIFT
+    ei <<= INV_GAIN_SHIFT
+    er[:, st._mirror] = er[:, 1:N // 2]
+    ei[:, st._mirror] = -ei[:, 1:N // 2]
+    f, _ = fft_rows(st, er, ei, True)
+    fw = f.astype(i32) * st._w.astype(i32)
+    tails = np.concatenate([np.array(st.tail, dtype=i32).reshape(1, HOP),
+                            fw[:-1, HOP:]], axis=0)
+    for b in range(m):
+        if shifts[b]:
+            tails[b] = _rescale(tails[b], shifts[b])
+    st.tail[:] = array.array("i", [int(a) for a in fw[-1, HOP:]])
+    return np.clip((fw[:, :HOP] + tails + (1 << (WQ - 1))) >> WQ, -32768, 32767).astype(np.int64)

