@@ -72,3 +72,6 @@ def test_demo_runs_end_to_end_and_draws_each_room(tmp_path, capsys):
     assert room["preset"] == "near-1m" and room["detected"] and room["unmarked_events"] == []
     assert (tmp_path / "scores-near-1m.png").read_bytes()[:8] == PNG_MAGIC
     assert "scores-near-1m.png" in out and "DETECTED" in out
+    # the same mark through the detector with its line enhancer: found, unmarked quiet
+    enh = room["line_enhancer"]
+    assert len(enh["events"]) == 1 and enh["unmarked_max_score"] < 6.0 < enh["max_score"]
