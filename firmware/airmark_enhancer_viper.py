@@ -9,6 +9,18 @@ sign extension on 64-bit unix builds); int16 arrays through ptr16 with `(v ^ 0x8
 
 import micropython
 
+try:
+    import airmark_enhancer_thumb as _thumb  # ARM boards: the FFT in Thumb assembly
+except (ImportError, SyntaxError, ValueError, NotImplementedError):
+    _thumb = None
+
+
+def thumb_twiddles(tw):
+    """Stage twiddle tables (forward, inverse) for the Thumb FFT, or None without it."""
+    if _thumb is None:
+        return None
+    return (_thumb.stage_twiddles(tw, False), _thumb.stage_twiddles(tw, True))
+
 
 @micropython.viper
 def _fft(z: ptr32, tw: ptr16, inverse: int):
@@ -221,8 +233,8 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
         n += 1
 
 
-def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot):
-    """One hop of airmark_enhancer.LineEnhancer.process."""
+def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, stw):
+    """One hop of airmark_enhancer.LineEnhancer.process (stw: thumb_twiddles(tw) or None)."""
     s = _agc(x, head)
     if s:
         _rescale(past, len(past), s)
@@ -230,8 +242,14 @@ def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot):
         _rescale(rxx, len(rxx), 2 * s)
         _rescale(tail, len(tail), s)
     _frame(x, xin, z, win, rev, head[0])
-    _fft(z, tw, 0)
+    if stw is not None:
+        _thumb.fft(z, stw[0])
+    else:
+        _fft(z, tw, 0)
     _predict(z, past, rxy, rxx, slot)
     _bitrev(z, rev)
-    _fft(z, tw, 1)
+    if stw is not None:
+        _thumb.fft(z, stw[1])
+    else:
+        _fft(z, tw, 1)
     _overlap_add(z, win, tail, out)

@@ -208,3 +208,48 @@ def test_keygen_line_enhancer_option(tmp_path):
     assert rc in (0, None)
     rec = json.loads(path.read_text())
     assert rec["line_enhancer"] == 1
+
+
+def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
+    """The Thumb module's stage tables and the order its _stage walks them (modelled here
+    in Python: its assembly runs only on ARM, where it was checked bit for bit on an
+    emulated RP2040) give the enhancer's FFT, forward and inverse."""
+    import sys
+    import types
+
+    fake = types.ModuleType("micropython")
+    fake.asm_thumb = lambda f: f
+    monkeypatch.setitem(sys.modules, "micropython", fake)
+    spec = importlib.util.spec_from_file_location(
+        "airmark_enhancer_thumb_t", os.path.join(FIRMWARE, "airmark_enhancer_thumb.py"))
+    thumb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(thumb)
+
+    def stage_model(z, stw, half, off_bytes):
+        t = off_bytes // 4
+        for k in range(half):
+            wr, wi = stw[t + 2 * k], stw[t + 2 * k + 1]
+            i = 2 * k
+            while i < 512:
+                j = i + 2 * half
+                tr = (z[j] * wr - z[j + 1] * wi + 64) >> 7
+                ti = (z[j] * wi + z[j + 1] * wr + 64) >> 7
+                ur, ui = z[i], z[i + 1]
+                z[i], z[i + 1] = (ur + tr + 1) >> 1, (ui + ti + 1) >> 1
+                z[j], z[j + 1] = (ur - tr + 1) >> 1, (ui - ti + 1) >> 1
+                i += 4 * half
+
+    monkeypatch.setattr(thumb, "_stage", stage_model)
+    st = enh.LineEnhancer(use_kernels=False)
+    rng = np.random.default_rng(8)
+    for inverse in (False, True):
+        re = rng.integers(-2 ** 14, 2 ** 14, (1, enh.N))
+        im = rng.integers(-2 ** 14, 2 ** 14, (1, enh.N)) if inverse else np.zeros_like(re)
+        z = [0] * 512
+        rev = list(st.bitrev)
+        for n in range(enh.N):
+            z[2 * rev[n]] = int(re[0, n])
+            z[2 * rev[n] + 1] = int(im[0, n])
+        thumb.fft(z, thumb.stage_twiddles(st.twiddles, inverse))
+        wr, wi = enh.fft_rows(st, re, im, inverse)
+        assert z[0::2] == list(wr[0]) and z[1::2] == list(wi[0])

@@ -65,6 +65,10 @@ def test_plan_ships_the_line_enhancer_only_for_keys_that_use_it(pico, feather, k
     plan = flashing.build_plan(pico, enh_key)
     arch = {f.dest: f.data[2] >> 2 for f in plan.files[1:]}
     assert arch["airmark_enhancer.mpy"] == 0 and arch["airmark_enhancer_viper.mpy"] == 4
+    assert arch["airmark_enhancer_thumb.mpy"] == 4  # the Thumb FFT, for ARM boards
+    esp = flashing.build_plan(flashing.load_board("esp32-devkitc-inmp441"), enh_key)
+    names = [f.dest for f in esp.files]
+    assert "airmark_enhancer_viper.mpy" in names and "airmark_enhancer_thumb.mpy" not in names
     with pytest.raises(flashing.FlashError, match="line enhancer.*circuitpython cannot run it"):
         flashing.build_plan(feather, enh_key)
 

@@ -238,9 +238,9 @@ def report(r):
                % (r["esp32_240mhz_viper_share_typical_pct"], r["esp32_240mhz_ulab_only_share_typical_pct"]))
     if r.get("line_enhancer"):
         out.append("this key runs the line enhancer first: the estimates above cover the detector"
-                   " only; the enhancer adds about 7.6 ms per hop on an RP2040 at 125 MHz"
-                   " (cycle-counted, docs/ALGORITHM.md section 8), so such keys do not run in"
-                   " real time there")
+                   " only; the enhancer adds about 3.5 ms per hop on an RP2040 at 125 MHz with"
+                   " its Thumb FFT, 7.6 ms with the viper one (cycle-counted, docs/ALGORITHM.md"
+                   " section 8)")
     out.append("arrays here (CPython keeps the features as float64): detector %d B + capture %d B = %d B"
                " (the board's figure: micropython tools/bench_viper.py KEY, state_bytes)"
                % (r["state_bytes"], r["capture_bytes_rp2"], r["arrays_bytes"]))

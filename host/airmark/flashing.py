@@ -53,6 +53,9 @@ DOCS_CIRCUITPYTHON = 'docs/HOST_TOOLS.md "Install the interpreter" and docs/FIRM
 
 _IMPORT_RE = re.compile(r"^\s*(?:import|from)\s+(airmark_\w+)", re.M)
 _NATIVE_RE = re.compile(r"^\s*@micropython\.(?:viper|native)\b", re.M)
+# Modules in Thumb assembly: only ARM boards can load them (their importers fall back).
+_THUMB_ONLY_RE = re.compile(r"^airmark: thumb-only\b", re.M)
+THUMB_ARCHES = ("armv6m", "armv7m", "armv7emsp", "armv7emdp")
 
 
 class FlashError(AirmarkError):
@@ -191,7 +194,10 @@ def build_plan(board, key, *, firmware_dir=None):
     sources = []
     for name in modules:
         with open(os.path.join(d, name + ".py"), encoding="utf-8") as f:
-            sources.append((name, f.read(), "firmware/%s.py" % name))
+            text = f.read()
+        if _THUMB_ONLY_RE.search(text) and arch not in THUMB_ARCHES:
+            continue
+        sources.append((name, text, "firmware/%s.py" % name))
     sources.append(("airmark_keydata", keys.firmware_module_text(key), "generated: key %s" % key["key_id"]))
     sources.append(("airmark_boardcfg", boardcfg_module_text(board),
                     "generated: boards/%s.json" % board["name"]))
