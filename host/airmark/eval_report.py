@@ -127,11 +127,13 @@ def markdown(summary, plots, command=None):
     lines = ["# airmark over-the-air evaluation", ""]
     if command:
         lines += ["Made with:", "", "```", command, "```", ""]
-    lines += ["Key `%s`, threshold %.2f; %.1f s marks at strength %+.1f dB, a random start in "
+    lines += ["Key `%s`%s, threshold %.2f; %.1f s marks at strength %+.1f dB, a random start in "
               "each clip; a detection counts from the start of the mark to %.1f s after its "
               "end. Corpus: %d clips (%s). %d grid points, %d marked and %d unmarked clips "
               "through the channel, %.2f h of unmarked audio; %.0f s."
-              % (summary["key_id"], summary["threshold"], o["mark_s"], o["strength_db"],
+              % (summary["key_id"],
+                 " with the line enhancer" if summary.get("line_enhancer") else "",
+                 summary["threshold"], o["mark_s"], o["strength_db"],
                  o["max_latency_s"], summary["corpus"]["clips"],
                  ", ".join("%s %d" % kv for kv in summary["corpus"]["categories"].items()),
                  len(pts), summary["overall"]["n"], summary["overall"]["n"],

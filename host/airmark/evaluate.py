@@ -486,7 +486,8 @@ def summarise(results, thresholds, key, opts):
     for t in sorted({r["point"]["rt60_s"] for r in results}):
         rows = [r for r in results if r["point"]["rt60_s"] == t]
         by_rt60.append(dict(_agg(rows), rt60_s=t, by_category=_by_category(rows, cats)))
-    return {"key_id": key.get("key_id"), "threshold": threshold, "points": points,
+    return {"key_id": key.get("key_id"), "threshold": threshold,
+            "line_enhancer": int(key.get("line_enhancer", 0)), "points": points,
             "overall": _agg(results),
             "by_category": _by_category(results, cats),
             "by_rt60": by_rt60,
