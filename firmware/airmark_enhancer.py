@@ -21,7 +21,7 @@ Per hop of 128 int16 samples x (all integers, floor shifts):
   output    y = (f_b[n] W[n] + f_(b-1)[n + 128] W[n + 128] + 128) >> 8  (sqrt-Hann OLA)
 
 The output hop lags the input by one hop (128 samples). Paths: the viper kernels
-(airmark_enhancer_viper, MicroPython; its FFT in Thumb assembly on ARM boards,
+(airmark_enhancer_viper, MicroPython; most of them in Thumb assembly on ARM boards,
 airmark_enhancer_thumb) and numpy (CPython) compute the same
 integers; ulab without viper (CircuitPython) cannot hold them exactly and is refused.
 """
@@ -140,16 +140,16 @@ class LineEnhancer:
         self.rxx = array.array("i", (0 for _ in range(BINS)))
         self.tail = array.array("i", (0 for _ in range(HOP)))  # f_(b-1)[128:] * W, unshifted
         self.hops = 0
-        self.stage_twiddles = None  # the Thumb FFT's tables, where it runs
+        self.thumb_tables = None  # the Thumb kernels' tables, where they run
         if self.kernels is None:
             self._np_setup()
         else:
-            self.stage_twiddles = self.kernels.thumb_twiddles(self.twiddles)
+            self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev)
 
     def state_bytes(self):
         extra = 0
-        if self.stage_twiddles is not None:
-            extra = 4 * (len(self.stage_twiddles[0]) + len(self.stage_twiddles[1]))
+        if self.thumb_tables is not None:
+            extra = 4 * sum(len(t) for t in self.thumb_tables)
         return extra + (4 * (len(self.head) + len(self.z) + len(self.past) + len(self.rxy)
                      + len(self.rxx) + len(self.tail)) + 2 * (len(self.xin) + len(self.window)
 
@@ -186,7 +186,7 @@ class LineEnhancer:
             k = self.kernels
             k.hop(x, out, self.xin, self.z, self.past, self.rxy, self.rxx, self.tail,
                   self.head, self.window, self.twiddles, self.bitrev, self.hops & 1,
-                  self.stage_twiddles)
+                  self.thumb_tables)
         else:
             out[:] = process_block(self, np.asarray(x, dtype=np.int64).reshape(1, HOP))[0]
         self.hops += 1

@@ -1,12 +1,14 @@
-"""The line enhancer's FFT in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
+"""The line enhancer's FFT, frame, bit reversal and overlap-add in Thumb assembly
+(ARM Cortex-M boards: RP2040, RP2350).
 
 airmark: thumb-only (mpy-cross -march=armv6m/armv7m; ESP32 and unix builds cannot compile
 it, and `airmark flash` leaves it out there). airmark_enhancer_viper uses it when it
-imports, else its viper _fft. Both compute the same integers: every butterfly
-t = (v * w + 64) >> 7 per component, u' = (u + t + 1) >> 1, v' = (u - t + 1) >> 1
-(docs/ALGORITHM.md §8); on an emulated RP2040 the transform takes 0.76 ms instead of
-2.9 ms and matched the viper one bit for bit. Only Thumb-1 instructions are used, and
-the high registers r8-r11 it borrows are saved and restored.
+imports, else its viper kernels (_fft, _frame, _bitrev, _overlap_add). Both compute the
+same integers: every butterfly t = (v * w + 64) >> 7 per component,
+u' = (u + t + 1) >> 1, v' = (u - t + 1) >> 1 (docs/ALGORITHM.md §8). On an emulated
+RP2040 a transform takes 0.76 ms instead of 2.9 ms, and every kernel here matched its
+viper twin bit for bit. Only Thumb-1 instructions are used, and the high registers
+r8-r11 they borrow are saved and restored.
 """
 
 import array
@@ -99,6 +101,190 @@ def _stage(r0, r1, r2, r3):
     mov(r11, r7)
 
 
+@micropython.asm_thumb
+def _shift_in(r0, r1):
+    # r0 = xin (256 int16), r1 = x (128 int16): xin[:128] = xin[128:]; xin[128:] = x
+    mov(r2, 0)
+    mov(r3, 255)
+    add(r3, 1)
+    label(LOOP)
+    add(r4, r0, r2)
+    mov(r5, r4)
+    add(r5, 255)
+    add(r5, 1)
+    ldrh(r6, [r5, 0])
+    strh(r6, [r4, 0])
+    add(r7, r1, r2)
+    ldrh(r6, [r7, 0])
+    strh(r6, [r5, 0])
+    add(r2, 2)
+    cmp(r2, r3)
+    blt(LOOP)
+
+
+@micropython.asm_thumb
+def _window(r0, r1, r2, r3):
+    # r0 = xin (256 int16), r1 = wrev (int32: win[n] | 8 rev[n] << 16), r2 = z, r3 = g:
+    # z[2 rev[n]] = x[n] win[n] 2**g / 256 (rounded half up when g <= 8), z[2 rev[n] + 1] = 0
+    mov(r4, r8)
+    mov(r5, r9)
+    push({r4, r5})
+    mov(r4, 1)
+    lsl(r4, r4, 10)
+    add(r4, r4, r1)
+    mov(r8, r4)             # end of wrev
+    cmp(r3, 8)
+    bgt(LEFT)
+    mov(r4, 8)
+    sub(r3, r4, r3)         # s = 8 - g
+    mov(r4, 1)
+    lsl(r4, r3)
+    asr(r4, r4, 1)
+    mov(r9, r4)             # rounding (1 << s) >> 1
+    label(RLOOP)
+    ldrh(r4, [r0, 0])
+    lsl(r4, r4, 16)
+    asr(r4, r4, 16)
+    ldr(r5, [r1, 0])
+    lsl(r6, r5, 16)
+    lsr(r6, r6, 16)
+    lsr(r5, r5, 16)
+    mul(r4, r6)
+    mov(r6, r9)
+    add(r4, r4, r6)
+    asr(r4, r3)
+    add(r5, r5, r2)
+    str(r4, [r5, 0])
+    mov(r6, 0)
+    str(r6, [r5, 4])
+    add(r0, 2)
+    add(r1, 4)
+    mov(r6, r8)
+    cmp(r1, r6)
+    blt(RLOOP)
+    b(DONE)
+    label(LEFT)
+    sub(r3, 8)              # left shift g - 8
+    label(LLOOP)
+    ldrh(r4, [r0, 0])
+    lsl(r4, r4, 16)
+    asr(r4, r4, 16)
+    ldr(r5, [r1, 0])
+    lsl(r6, r5, 16)
+    lsr(r6, r6, 16)
+    lsr(r5, r5, 16)
+    mul(r4, r6)
+    lsl(r4, r3)
+    add(r5, r5, r2)
+    str(r4, [r5, 0])
+    mov(r6, 0)
+    str(r6, [r5, 4])
+    add(r0, 2)
+    add(r1, 4)
+    mov(r6, r8)
+    cmp(r1, r6)
+    blt(LLOOP)
+    label(DONE)
+    pop({r4, r5})
+    mov(r8, r4)
+    mov(r9, r5)
+
+
+@micropython.asm_thumb
+def _bitrev(r0, r1):
+    # r0 = z (256 (re, im) int32), r1 = rev (256 bytes): swap pairs i < rev[i]
+    mov(r2, 0)
+    label(LOOP)
+    add(r3, r1, r2)
+    ldrb(r3, [r3, 0])
+    cmp(r2, r3)
+    bge(NEXT)
+    lsl(r4, r2, 3)
+    add(r4, r4, r0)
+    lsl(r5, r3, 3)
+    add(r5, r5, r0)
+    ldr(r6, [r4, 0])
+    ldr(r7, [r5, 0])
+    str(r7, [r4, 0])
+    str(r6, [r5, 0])
+    ldr(r6, [r4, 4])
+    ldr(r7, [r5, 4])
+    str(r7, [r4, 4])
+    str(r6, [r5, 4])
+    label(NEXT)
+    add(r2, 1)
+    cmp(r2, 255)
+    ble(LOOP)
+
+
+@micropython.asm_thumb
+def _overlap_add(r0, r1, r2, r3):
+    # r0 = z, r1 = win (256 int16, <= 256), r2 = tail (128 int32), r3 = out (128 int16):
+    # out[n] = clip((Re z[n] win[n] + tail[n] + 128) >> 8); tail[n] = Re z[n + 128] win[n + 128]
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    push({r4, r5, r6})
+    mov(r4, 127)
+    lsl(r4, r4, 8)
+    add(r4, 255)
+    mov(r9, r4)             # 32767
+    mov(r4, 255)
+    add(r4, 1)
+    add(r4, r4, r3)
+    mov(r8, r4)             # end of out
+    mov(r4, 1)
+    lsl(r4, r4, 10)
+    mov(r10, r4)            # 1024: z from pair n to pair n + 128
+    label(LOOP)
+    ldr(r4, [r0, 0])
+    ldrh(r5, [r1, 0])
+    mul(r4, r5)
+    ldr(r5, [r2, 0])
+    add(r4, r4, r5)
+    add(r4, 128)
+    asr(r4, r4, 8)
+    mov(r5, r9)
+    cmp(r4, r5)
+    ble(NOTHI)
+    mov(r4, r5)
+    label(NOTHI)
+    mvn(r6, r5)
+    cmp(r4, r6)
+    bge(NOTLO)
+    mov(r4, r6)
+    label(NOTLO)
+    strh(r4, [r3, 0])
+    mov(r5, r10)
+    add(r5, r5, r0)
+    ldr(r5, [r5, 0])
+    mov(r7, r1)             # win[n + 128]: 256 bytes on
+    add(r7, 255)
+    add(r7, 1)
+    ldrh(r6, [r7, 0])
+    mul(r5, r6)
+    str(r5, [r2, 0])
+    add(r0, 8)
+    add(r1, 2)
+    add(r2, 4)
+    add(r3, 2)
+    mov(r4, r8)
+    cmp(r3, r4)
+    blt(LOOP)
+    pop({r4, r5, r6})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
+
+
+def window_table(win, rev):
+    """win[n] | (8 rev[n]) << 16 as array('i'): _window's per-sample table."""
+    out = array.array("i", (0 for _ in range(256)))
+    for n in range(256):
+        out[n] = win[n] | ((8 * rev[n]) << 16)
+    return out
+
+
 def stage_twiddles(tw, inverse):
     """The (wr, wi) pairs of every stage in the order _stage reads them, from the
     enhancer's int16 twiddle table (conjugated for the inverse), as array('i')."""
@@ -114,6 +300,11 @@ def stage_twiddles(tw, inverse):
             out.append(-wi if inverse else wi)
         half *= 2
     return out
+
+
+def tables(tw, win, rev):
+    """(forward stage twiddles, inverse stage twiddles, window table) for `hop`."""
+    return (stage_twiddles(tw, False), stage_twiddles(tw, True), window_table(win, rev))
 
 
 def fft(z, stw):

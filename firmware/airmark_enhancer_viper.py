@@ -15,11 +15,11 @@ except (ImportError, SyntaxError, ValueError, NotImplementedError):
     _thumb = None
 
 
-def thumb_twiddles(tw):
-    """Stage twiddle tables (forward, inverse) for the Thumb FFT, or None without it."""
+def thumb_tables(tw, win, rev):
+    """The Thumb kernels' tables (airmark_enhancer_thumb.tables), or None without them."""
     if _thumb is None:
         return None
-    return (_thumb.stage_twiddles(tw, False), _thumb.stage_twiddles(tw, True))
+    return _thumb.tables(tw, win, rev)
 
 
 @micropython.viper
@@ -233,23 +233,28 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
         n += 1
 
 
-def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, stw):
-    """One hop of airmark_enhancer.LineEnhancer.process (stw: thumb_twiddles(tw) or None)."""
+def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
+    """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
+    then the FFTs, the frame, the bit reversal and the overlap-add run in assembly)."""
     s = _agc(x, head)
     if s:
         _rescale(past, len(past), s)
         _rescale(rxy, len(rxy), 2 * s)
         _rescale(rxx, len(rxx), 2 * s)
         _rescale(tail, len(tail), s)
-    _frame(x, xin, z, win, rev, head[0])
-    if stw is not None:
-        _thumb.fft(z, stw[0])
+    if tt is not None:
+        _thumb._shift_in(xin, x)
+        _thumb._window(xin, tt[2], z, head[0])
+        _thumb.fft(z, tt[0])
     else:
+        _frame(x, xin, z, win, rev, head[0])
         _fft(z, tw, 0)
     _predict(z, past, rxy, rxx, slot)
-    _bitrev(z, rev)
-    if stw is not None:
-        _thumb.fft(z, stw[1])
+    if tt is not None:
+        _thumb._bitrev(z, rev)
+        _thumb.fft(z, tt[1])
+        _thumb._overlap_add(z, win, tail, out)
     else:
+        _bitrev(z, rev)
         _fft(z, tw, 1)
-    _overlap_add(z, win, tail, out)
+        _overlap_add(z, win, tail, out)

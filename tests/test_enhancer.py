@@ -253,3 +253,7 @@ def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
         thumb.fft(z, thumb.stage_twiddles(st.twiddles, inverse))
         wr, wi = enh.fft_rows(st, re, im, inverse)
         assert z[0::2] == list(wr[0]) and z[1::2] == list(wi[0])
+    # the frame's table: win[n] in the low half, the byte offset of z[2 rev[n]] above it
+    wrev = thumb.window_table(st.window, st.bitrev)
+    for n in (0, 1, 37, 128, 255):
+        assert wrev[n] & 0xFFFF == st.window[n] and wrev[n] >> 16 == 8 * st.bitrev[n]
