@@ -125,7 +125,8 @@ def _shift_in(r0, r1):
 @micropython.asm_thumb
 def _window(r0, r1, r2, r3):
     # r0 = xin (256 int16), r1 = wrev (int32: win[n] | 8 rev[n] << 16), r2 = z, r3 = g:
-    # z[2 rev[n]] = x[n] win[n] 2**g / 256 (rounded half up when g <= 8), z[2 rev[n] + 1] = 0
+    # z[2 rev[n]] = ((x[n] win[n] << k) + r) >> s, z[2 rev[n] + 1] = 0, where g <= 8 gives
+    # k = 0, s = 8 - g, r = (1 << s) >> 1 (rounding half up) and g > 8 gives k = g - 8, s = r = 0
     mov(r4, r8)
     mov(r5, r9)
     push({r4, r5})
@@ -133,15 +134,20 @@ def _window(r0, r1, r2, r3):
     lsl(r4, r4, 10)
     add(r4, r4, r1)
     mov(r8, r4)             # end of wrev
+    mov(r7, 0)              # k
     cmp(r3, 8)
-    bgt(LEFT)
+    ble(RIGHT)
+    sub(r7, r3, 0)
+    sub(r7, 8)
+    mov(r3, 8)              # so that s = 0
+    label(RIGHT)
     mov(r4, 8)
-    sub(r3, r4, r3)         # s = 8 - g
+    sub(r3, r4, r3)         # s
     mov(r4, 1)
     lsl(r4, r3)
     asr(r4, r4, 1)
-    mov(r9, r4)             # rounding (1 << s) >> 1
-    label(RLOOP)
+    mov(r9, r4)             # r
+    label(LOOP)
     ldrh(r4, [r0, 0])
     lsl(r4, r4, 16)
     asr(r4, r4, 16)
@@ -150,6 +156,7 @@ def _window(r0, r1, r2, r3):
     lsr(r6, r6, 16)
     lsr(r5, r5, 16)
     mul(r4, r6)
+    lsl(r4, r7)
     mov(r6, r9)
     add(r4, r4, r6)
     asr(r4, r3)
@@ -161,30 +168,7 @@ def _window(r0, r1, r2, r3):
     add(r1, 4)
     mov(r6, r8)
     cmp(r1, r6)
-    blt(RLOOP)
-    b(DONE)
-    label(LEFT)
-    sub(r3, 8)              # left shift g - 8
-    label(LLOOP)
-    ldrh(r4, [r0, 0])
-    lsl(r4, r4, 16)
-    asr(r4, r4, 16)
-    ldr(r5, [r1, 0])
-    lsl(r6, r5, 16)
-    lsr(r6, r6, 16)
-    lsr(r5, r5, 16)
-    mul(r4, r6)
-    lsl(r4, r3)
-    add(r5, r5, r2)
-    str(r4, [r5, 0])
-    mov(r6, 0)
-    str(r6, [r5, 4])
-    add(r0, 2)
-    add(r1, 4)
-    mov(r6, r8)
-    cmp(r1, r6)
-    blt(LLOOP)
-    label(DONE)
+    blt(LOOP)
     pop({r4, r5})
     mov(r8, r4)
     mov(r9, r5)
