@@ -1,6 +1,7 @@
 """embed -> (codec, resampling, volume, drift, offset) -> firmware detector, at the default strength.
 
-The host is generated music (chords, bass, drums, a shaker) so CI needs no corpus.
+The host is generated music (chords, bass, drums, a shaker) so CI needs no corpus. Every
+case runs twice: with a plain key and with its line-enhancer twin (the same mark).
 """
 
 import os
@@ -27,9 +28,9 @@ def demo_music(seconds, seed):
     return dm(seconds, seed)
 
 
-@pytest.fixture(scope="module")
-def key():
-    return keys.generate(3)
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "line-enhancer"])
+def key(request):
+    return keys.generate(3, line_enhancer=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_digital(marked, key):
 
 def test_unmarked_and_other_key_stay_quiet(host, marked, key):
     assert detect16(host, FS, key).events == []
-    other = keys.generate(4)
+    other = keys.generate(4, line_enhancer=bool(key.get("line_enhancer")))
     assert detect16(marked, FS, other).events == []
 
 
