@@ -96,10 +96,17 @@ def test_unmarked_music_stays_quiet(seed, key, core_numpy):
     assert scores.max() < key["threshold"] - 1.0
 
 
+@pytest.fixture(scope="module")
+def enh_key():
+    """The conftest key's line-enhancer twin (docs/ALGORITHM.md §8)."""
+    return sg.key_record(seed=1, line_enhancer=True)
+
+
+@pytest.mark.parametrize("enhancer", [False, True], ids=["plain", "line-enhancer"])
 @pytest.mark.parametrize("bpm", [80, 100, 120, 128, 140, 160])
-def test_steady_drum_loops_stay_quiet(bpm, key, core_numpy):
+def test_steady_drum_loops_stay_quiet(bpm, enhancer, key, enh_key, core_numpy):
     x = sg.to_int16(sg.drum_loop(15.0, bpm=bpm) + 1e-4 * np.random.default_rng(bpm).standard_normal(15 * sg.FS))
-    scores, events, _ = run(core_numpy, key, x)
+    scores, events, _ = run(core_numpy, enh_key if enhancer else key, x)
     assert events == [], (bpm, scores.max())
 
 
@@ -113,9 +120,11 @@ def test_other_key_does_not_detect(key, core_numpy):
     assert run(core_numpy, other, sg.to_int16(y))[1]
 
 
+@pytest.mark.parametrize("enhancer", [False, True], ids=["plain", "line-enhancer"])
 @pytest.mark.parametrize("case", ["quiet-40dBFS", "loud-clipped", "dc-offset", "drift+300", "drift-300",
                                   "offset"])
-def test_channel_robustness(case, key, core_numpy):
+def test_channel_robustness(case, enhancer, key, enh_key, core_numpy):
+    key = enh_key if enhancer else key
     y, (s0, s1) = marked(key, whr_db=-6.0)
     rng = np.random.default_rng(5)
     if case == "quiet-40dBFS":
