@@ -112,7 +112,7 @@ def fit_gain(peak):
     return g
 
 
-# State array (int32) layout: header, then per-bin records.
+# The AGC's state (int32 array `head`):
 EH_G = const(0)  # current gain exponent
 EH_QUIET = const(1)  # hops in a row with headroom for g + 1
 EH_PEAK_PREV = const(2)  # previous hop's peak |x|
@@ -150,10 +150,10 @@ class LineEnhancer:
         extra = 0
         if self.thumb_tables is not None:
             extra = 4 * sum(len(t) for t in self.thumb_tables)
-        return extra + (4 * (len(self.head) + len(self.z) + len(self.past) + len(self.rxy)
-                     + len(self.rxx) + len(self.tail)) + 2 * (len(self.xin) + len(self.window)
-
-                                                           + len(self.twiddles)) + len(self.bitrev))
+        words = (len(self.head) + len(self.z) + len(self.past) + len(self.rxy) + len(self.rxx)
+                 + len(self.tail))
+        halves = len(self.xin) + len(self.window) + len(self.twiddles)
+        return extra + 4 * words + 2 * halves + len(self.bitrev)
 
     def reset(self):
         for a in (self.head, self.xin, self.z, self.past, self.rxy, self.rxx, self.tail):
@@ -227,7 +227,7 @@ def gains_for(head, peaks):
 
 
 def _rescale(a, s):
-    """a * 2**s, rounding half up when s < 0 (numpy int64)."""
+    """a * 2**s for numpy int arrays, rounding half up when s < 0."""
     if s >= 0:
         return a << s
     return (a + (1 << (-s - 1))) >> (-s)

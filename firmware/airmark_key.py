@@ -84,10 +84,6 @@ def diff_weight(record):
     return record.get("diff_weight", 1)
 
 
-def line_enhancer(record):
-    return record.get("line_enhancer", 0)
-
-
 def state_bounds(record):
     """Worst-case magnitudes of the detector's integer state for this key.
 
