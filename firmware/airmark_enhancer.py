@@ -144,7 +144,8 @@ class LineEnhancer:
         if self.kernels is None:
             self._np_setup()
         else:
-            self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev)
+            self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev,
+                                                          self.z, self.past, self.rxy, self.rxx)
 
     def state_bytes(self):
         extra = 0

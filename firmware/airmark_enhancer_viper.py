@@ -15,11 +15,11 @@ except (ImportError, SyntaxError, ValueError, NotImplementedError):
     _thumb = None
 
 
-def thumb_tables(tw, win, rev):
+def thumb_tables(tw, win, rev, z, past, rxy, rxx):
     """The Thumb kernels' tables (airmark_enhancer_thumb.tables), or None without them."""
     if _thumb is None:
         return None
-    return _thumb.tables(tw, win, rev)
+    return _thumb.tables(tw, win, rev, z, past, rxy, rxx)
 
 
 @micropython.viper
@@ -235,7 +235,7 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
 
 def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
     """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
-    then the FFTs, the frame, the bit reversal and the overlap-add run in assembly)."""
+    then all but the AGC and the rescaling run in assembly)."""
     s = _agc(x, head)
     if s:
         _rescale(past, len(past), s)
@@ -249,7 +249,10 @@ def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
     else:
         _frame(x, xin, z, win, rev, head[0])
         _fft(z, tw, 0)
-    _predict(z, past, rxy, rxx, slot)
+    if tt is not None:
+        _thumb._predict(tt[3], slot)
+    else:
+        _predict(z, past, rxy, rxx, slot)
     if tt is not None:
         _thumb._bitrev(z, rev)
         _thumb.fft(z, tt[1])

@@ -257,3 +257,32 @@ def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
     wrev = thumb.window_table(st.window, st.bitrev)
     for n in (0, 1, 37, 128, 255):
         assert wrev[n] & 0xFFFF == st.window[n] and wrev[n] >> 16 == 8 * st.bitrev[n]
+
+
+def test_the_thumb_predictors_division_scheme_is_floor_then_clamp():
+    """The Thumb predictor divides by 8-bit restoring division on |n| and saturates when
+    |n| >= 256 den (docs/ALGORITHM.md §8); modelled here step by step, it equals the
+    numpy and viper paths' min(max(n // den, -256), 256) for every sign and size."""
+    def div_model(n, den):
+        neg = n < 0
+        m = -n if neg else n
+        if m >= 256 * den:
+            return -256 if neg else 256
+        q = 0
+        for bit in range(7, -1, -1):
+            if m >= den << bit:
+                m -= den << bit
+                q |= 1 << bit
+        if neg:
+            q = -q - (1 if m else 0)
+        return q
+
+    rng = np.random.default_rng(11)
+    dens = np.concatenate([[1, 2, 3, 255, 256, 257], rng.integers(1, 2 ** 23, 300)])
+    for den in dens:
+        den = int(den)
+        for n in list(rng.integers(-2 ** 30, 2 ** 30, 20)) + [0, den, -den, 255 * den + 1,
+                                                              -255 * den - 1, 256 * den,
+                                                              -256 * den, 256 * den - 1]:
+            n = int(n)
+            assert div_model(n, den) == min(max(n // den, -256), 256), (n, den)

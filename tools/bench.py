@@ -238,7 +238,7 @@ def report(r):
                % (r["esp32_240mhz_viper_share_typical_pct"], r["esp32_240mhz_ulab_only_share_typical_pct"]))
     if r.get("line_enhancer"):
         out.append("this key runs the line enhancer first: the estimates above cover the detector"
-                   " only; the enhancer adds about 2.9 ms per hop on an RP2040 at 125 MHz with"
+                   " only; the enhancer adds about 2.4 ms per hop on an RP2040 at 125 MHz with"
                    " its Thumb kernels, 7.6 ms in viper alone (cycle-counted, docs/ALGORITHM.md"
                    " section 8)")
     out.append("arrays here (CPython keeps the features as float64): detector %d B + capture %d B = %d B"

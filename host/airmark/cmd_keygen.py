@@ -19,7 +19,7 @@ from . import keys
               help="Detection threshold (default: the calibrated one for this key's shape).")
 @click.option("--line-enhancer", is_flag=True,
               help="Put the line enhancer in front of the detector: about 1.5x the marks found "
-                   "in reverberant rooms, for about 48 % of an RP2040's CPU instead of 12 % "
+                   "in reverberant rooms, for about 42 % of an RP2040's CPU instead of 12.5 % "
                    "(docs/ALGORITHM.md §8).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
