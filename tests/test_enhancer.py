@@ -286,3 +286,42 @@ def test_the_thumb_predictors_division_scheme_is_floor_then_clamp():
                                                               -256 * den, 256 * den - 1]:
             n = int(n)
             assert div_model(n, den) == min(max(n // den, -256), 256), (n, den)
+
+
+def test_keygen_from_makes_the_enhancer_twin_of_an_existing_key(tmp_path, capsys):
+    from airmark import cli, keys
+    from airmark.errors import AirmarkError
+
+    plain = tmp_path / "plain.json"
+    assert cli.main(["keygen", str(plain), "--seed", "6"]) in (0, None)
+    twin = tmp_path / "twin.json"
+    assert cli.main(["keygen", str(twin), "--from", str(plain), "--line-enhancer"]) in (0, None)
+    seeded = tmp_path / "seeded.json"
+    assert cli.main(["keygen", str(seeded), "--seed", "6", "--line-enhancer"]) in (0, None)
+    assert json.loads(twin.read_text()) == json.loads(seeded.read_text())
+    assert cli.main(["keygen", str(tmp_path / "x.json"), "--from", str(plain), "--seed", "1"]) == 2
+    assert not (tmp_path / "x.json").exists()
+    # keys made before diff_weight 2 have no calibrated enhancer threshold
+    old = {k: v for k, v in keys.generate(6, diff_weight=1).items()}
+    with pytest.raises(AirmarkError, match="pass --threshold"):
+        keys.enhancer_twin(old)
+    assert keys.enhancer_twin(old, threshold=6.5)["threshold"] == 6.5
+
+
+def test_detect_line_enhancer_flag_runs_the_keys_twin(tmp_path, capsys):
+    import soundfile as sf
+
+    from airmark import cli, embed, keys
+
+    key = keys.generate(6)
+    path = tmp_path / "key.json"
+    keys.save(key, str(path))
+    host = sg.music_like(6.0, seed=3)
+    y, _ = embed.embed_array(host, FS, key, start_s=2.0, duration_s=2.0)
+    wav = tmp_path / "m.wav"
+    sf.write(wav, y, FS, subtype="PCM_16")
+    capsys.readouterr()
+    rc = cli.main(["detect", str(wav), "--key", str(path), "--line-enhancer", "--json"])
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert rc == 0 and lines[-1]["threshold"] == keys.ENHANCED_THRESHOLD
+    assert [ln for ln in lines if ln["event"] == "detection"]

@@ -21,12 +21,17 @@ from .progress import progress_bar
                    "twin (same results, about 10x slower).")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), metavar="PNG",
               help="Also draw the score over time, the threshold and the detections into PNG.")
-def command(infile, keyfile, as_json, micropython, per_hop, plot_path):
+@click.option("--line-enhancer", is_flag=True,
+              help="Detect the key's mark with the line enhancer in front and its calibrated "
+                   "threshold (docs/ALGORITHM.md §8), whether or not the key file asks for it.")
+def command(infile, keyfile, as_json, micropython, per_hop, plot_path, line_enhancer):
     """Detect the watermark in IN as the board would (16 kHz mono int16).
 
     Exit code 0 with at least one detection, 1 with none, 2 on error.
     """
     key = keys.load(keyfile)
+    if line_enhancer and not key.get("line_enhancer"):
+        key = keys.enhancer_twin(key)
     if plot_path and micropython:
         raise click.UsageError("--plot needs the per-hop scores of the CPython run; drop --micropython")
     samples = detect_lib.load_for_detector(infile)

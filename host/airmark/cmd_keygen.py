@@ -21,12 +21,26 @@ from . import keys
               help="Put the line enhancer in front of the detector: about 1.5x the marks found "
                    "in reverberant rooms, for about 42 % of an RP2040's CPU instead of 12.5 % "
                    "(docs/ALGORITHM.md §8).")
+@click.option("--from", "from_key", default=None, type=click.Path(dir_okay=False), metavar="KEY",
+              help="Copy KEY (the same mark) and change only detector settings: "
+                   "--line-enhancer, --threshold.")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
-def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, force, as_json):
+def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, from_key, force,
+            as_json):
     """Generate a key file: the binary inversion sequence, noise seed and threshold."""
-    record = keys.generate(seed, key_seconds=key_seconds, lag_periods=lag_periods,
-                           threshold=threshold, line_enhancer=line_enhancer)
+    if from_key:
+        if seed is not None or key_seconds is not None or lag_periods is not None:
+            raise click.UsageError("--from keeps the key's mark: --seed, --seconds and "
+                                   "--lag-periods do not apply")
+        record = keys.load(from_key)
+        if line_enhancer and not record.get("line_enhancer"):
+            record = keys.enhancer_twin(record, threshold)
+        elif threshold is not None:
+            record = keys.with_threshold(record, threshold)
+    else:
+        record = keys.generate(seed, key_seconds=key_seconds, lag_periods=lag_periods,
+                               threshold=threshold, line_enhancer=line_enhancer)
     keys.save(record, keyfile, force=force)
     if as_json:
         click.echo(json.dumps(record))
@@ -36,5 +50,5 @@ def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, f
                        keyfile, record["key_id"], len(record["key_bits"]),
                        len(record["key_bits"]) * record["block_samples"] / record["sample_rate_hz"],
                        record["pattern_blocks"], record["block_samples"], record["lag_periods"],
-                       record["threshold"], ", line enhancer" if line_enhancer else ""))
+                       record["threshold"], ", line enhancer" if record.get("line_enhancer") else ""))
     return 0

@@ -171,6 +171,22 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     return record
 
 
+def enhancer_twin(record, threshold=None):
+    """The same key, so the same mark, with the line enhancer in front of its detector
+    (docs/ALGORITHM.md §8) and the enhancer's calibrated threshold, or `threshold`."""
+    out = {k: v for k, v in record.items() if k != "checksum"}
+    out["line_enhancer"] = 1
+    if threshold is None:
+        secs = len(record["key_bits"]) * record["block_samples"] / float(record["sample_rate_hz"])
+        if record.get("diff_weight", 1) != DEFAULTS["diff_weight"]:
+            raise AirmarkError("no calibrated line-enhancer threshold for a key with diff_weight %d: "
+                               "pass --threshold" % record.get("diff_weight", 1))
+        threshold = default_threshold(secs, record["lag_periods"], line_enhancer=1)
+    out["threshold"] = float(threshold)
+    out["checksum"] = _ak.checksum(out)
+    return validate(out)
+
+
 def with_threshold(record, threshold):
     """Copy of `record` with a new threshold and a fresh checksum."""
     out = dict(record)
