@@ -296,9 +296,14 @@ def _predict_segment(st, xr, xi, h0, s):
     qi = x2i >> PSHIFT
     terms = np.stack([pr * qr + pim * qi, pim * qr - pr * qi, qr * qr + qi * qi], axis=1)
     hist = np.empty((k, 3, BINS), dtype=i32)  # R before each hop
-    for b in range(k):
+    r = np.ascontiguousarray(r)
+    tmp = np.empty_like(r)
+    for b in range(k):  # in place: the per-hop cost is a few ufunc calls
         hist[b] = r
-        r = r + terms[b] - ((FORGET_NUM * r) >> FORGET_SHIFT)
+        np.multiply(r, FORGET_NUM, out=tmp)
+        np.right_shift(tmp, FORGET_SHIFT, out=tmp)
+        np.subtract(r, tmp, out=r)
+        np.add(r, terms[b], out=r)
     den = hist[:, 2] + 1
     ar = np.clip((hist[:, 0] << TQ) // den, -A_MAX, A_MAX)
     ai = np.clip((hist[:, 1] << TQ) // den, -A_MAX, A_MAX)
