@@ -324,4 +324,5 @@ def test_detect_line_enhancer_flag_runs_the_keys_twin(tmp_path, capsys):
     rc = cli.main(["detect", str(wav), "--key", str(path), "--line-enhancer", "--json"])
     lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert rc == 0 and lines[-1]["threshold"] == keys.ENHANCED_THRESHOLD
+    assert lines[-1]["line_enhancer"] is True
     assert [ln for ln in lines if ln["event"] == "detection"]

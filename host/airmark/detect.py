@@ -27,8 +27,9 @@ class DetectResult:
     hop_s: seconds per hop; duration_s: seconds of audio fed.
     """
 
-    def __init__(self, events, scores, hop_s, duration_s, key_id, threshold):
+    def __init__(self, events, scores, hop_s, duration_s, key_id, threshold, line_enhancer=False):
         self.events = events
+        self.line_enhancer = bool(line_enhancer)
         self.scores = scores
         self.hop_s = hop_s
         self.duration_s = duration_s
@@ -47,6 +48,7 @@ class DetectResult:
             "duration_s": round(self.duration_s, 3),
             "max_score": round(self.max_score, 3),
             "threshold": self.threshold,
+            "line_enhancer": self.line_enhancer,
         }
 
 
@@ -95,7 +97,7 @@ def detect_samples(samples, key, *, progress=None, per_hop=False):
                 progress(i + 1, nhops)
     events = [{"t": round(t / SAMPLE_RATE_HZ, 4), "score": round(float(sc), 3)} for t, sc in found]
     return DetectResult(events, scores, hop / SAMPLE_RATE_HZ, nhops * hop / SAMPLE_RATE_HZ,
-                        key["key_id"], key["threshold"])
+                        key["key_id"], key["threshold"], key.get("line_enhancer", 0))
 
 
 def load_for_detector(path):
@@ -148,7 +150,8 @@ def detect_file_micropython(samples, key, micropython, *, timeout_s=3600):
               for ln in lines if ln.get("event") == "detection"]
     hop = key["block_samples"] // 2
     res = DetectResult(events, np.zeros(0, dtype=np.float32), hop / SAMPLE_RATE_HZ,
-                       len(samples) / SAMPLE_RATE_HZ, key["key_id"], key["threshold"])
+                       len(samples) / SAMPLE_RATE_HZ, key["key_id"], key["threshold"],
+                       key.get("line_enhancer", 0))
     for ln in lines:
         if ln.get("event") == "detection" and "score" in ln:
             res.scores = np.append(res.scores, np.float32(ln["score"]))
