@@ -56,7 +56,7 @@ def run_room(args, key, host, marked, seg0, seg1, preset, step):
     plot_scores(png, [("unmarked", res0), ("marked", res)], key["threshold"], marks=[at_mic],
                 title="%s: score at the microphone" % preset)
     print("   score over time: %s" % png)
-    enh = keys.generate(args.seed, line_enhancer=True)  # the same mark, the enhancer in front
+    enh = keys.enhancer_twin(key)  # the same mark, the enhancer in front
     eres = detect.detect_samples(rx, enh)
     eres0 = detect.detect_samples(rx0, enh)
     print("   with the line enhancer (keygen --line-enhancer, threshold %.2f): %d event(s), max score "
