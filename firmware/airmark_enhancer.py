@@ -11,13 +11,20 @@ Per hop of 128 int16 samples x (all integers, floor shifts):
   AGC       g in -1..G_MAX: the frame peak * 2**g stays below 2**14 (attack at once,
             release one step after RELEASE_HOPS quiet hops; the state is rescaled)
   frame     v[n] = x[n] * W[n] * 2**g / 256 over the last 256 samples, W = sqrt-Hann Q8
-  forward   X = FFT(v) / 256: radix-2, twiddles round(127 e^(-i.)), each butterfly
-            rounds the product by 7 bits and halves with rounding (|X| < 2**14 + 9)
+  forward   the real frame packed as 128 complex points c[m] = v[2m] + i v[2m+1];
+            C = FFT128(c) / 128: radix-2, twiddles round(127 e^(-i.)), each butterfly
+            rounds the product by 7 bits and halves with rounding; then the split, per
+            bin k <= 128: s = C[k] + conj(C[128-k]), d = C[k] - conj(C[128-k]),
+            t = round(W^k (-i d) / 128) with W^k = round(127 e^(-2 pi i k / 256)),
+            X[k] = (s + t + 2) >> 2  (X = DFT256(v) / 256, |X| < 2**14 + 1300)
   predictor per bin k <= 128, with X2 the bin two hops back, p = X >> PSHIFT and
             q = X2 >> PSHIFT: a = R_xy * 128 // (R_xx + 1), clamped to +-A_MAX;
             E = X - round(a * X2 / 128); then R_xy += p conj(q) - floor(3 R_xy / 32)
             and R_xx += |q|^2 - floor(3 R_xx / 32) (forgetting factor 29/32)
-  inverse   Hermitian mirror of E, times 16, inverse FFT (halving) -> frame / 16
+  inverse   Z = 16 E; the merge, per k < 128: s = Z[k] + conj(Z[128-k]),
+            d = Z[k] - conj(Z[128-k]), t = round(conj(W^k) (i d) / 128),
+            Y[k] = (s + t + 1) >> 1; then the inverse FFT128 (halving) gives the
+            enhanced frame / 16 packed as f[2m] + i f[2m+1]
   output    y = (f_b[n] W[n] + f_(b-1)[n + 128] W[n + 128] + 128) >> 8  (sqrt-Hann OLA)
 
 The output hop lags the input by one hop (128 samples). Paths: the viper kernels
@@ -56,7 +63,8 @@ except (ImportError, SyntaxError):
 N = const(256)  # frame (samples)
 HOP = const(128)  # hop (samples), the detector's
 BINS = const(129)  # bins 0..N/2 of a real frame
-LOG2N = const(8)
+M = const(128)  # complex points of the packed transform (N / 2)
+LOG2M = const(7)
 WQ = const(8)  # window: Q8 sqrt-Hann
 TQ = const(7)  # twiddles: round(127 cos), round(127 sin)
 DELAY_HOPS = const(2)  # predict from one block (two hops) back
@@ -73,11 +81,12 @@ RELEASE_HOPS = const(64)  # 0.5 s of headroom before the gain steps up
 
 
 def _bitrev_table():
-    out = bytearray(N)
-    for i in range(N):
+    """7-bit reversal of 0..127: the packed transform's input order."""
+    out = bytearray(M)
+    for i in range(M):
         r = 0
         v = i
-        for _ in range(LOG2N):
+        for _ in range(LOG2M):
             r = (r << 1) | (v & 1)
             v >>= 1
         out[i] = r
@@ -94,10 +103,11 @@ def _window_q8():
 
 
 def _twiddles():
-    """(cos, sin) pairs for e^(-2 pi i k / N), k < N/2, scaled by 127 and rounded; the
-    inverse uses their conjugates."""
-    t = array.array("h", (0 for _ in range(N)))
-    for k in range(N // 2):
+    """(cos, sin) pairs for e^(-2 pi i k / N), k <= N/2, scaled by 127 and rounded: the
+    split and merge use all 129, the 128-point transform the even ones (its stages read
+    index k * N / (2 half)); the inverse uses their conjugates."""
+    t = array.array("h", (0 for _ in range(2 * BINS)))
+    for k in range(BINS):
         a = -2.0 * math.pi * k / N
         t[2 * k] = int(math.floor(127.0 * math.cos(a) + 0.5))
         t[2 * k + 1] = int(math.floor(127.0 * math.sin(a) + 0.5))
@@ -133,7 +143,8 @@ class LineEnhancer:
         self.bitrev = _bitrev_table()
         self.head = array.array("i", (0 for _ in range(EH_SIZE)))
         self.xin = array.array("h", (0 for _ in range(N)))  # last N input samples
-        self.z = array.array("i", (0 for _ in range(2 * N)))  # FFT work (re, im)
+        self.z = array.array("i", (0 for _ in range(N)))  # packed transform (re, im) x 128
+        self.spec = array.array("i", (0 for _ in range(2 * BINS)))  # X, then 16 E: (re, im)
         # spectra of the last DELAY_HOPS frames, bins 0..128, (re, im): a ring of 2
         self.past = array.array("i", (0 for _ in range(2 * BINS * DELAY_HOPS)))
         self.rxy = array.array("i", (0 for _ in range(2 * BINS)))
@@ -145,72 +156,85 @@ class LineEnhancer:
             self._np_setup()
         else:
             self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev,
-                                                          self.z, self.past, self.rxy, self.rxx)
+                                                          self.spec, self.past, self.rxy,
+                                                          self.rxx)
 
     def state_bytes(self):
         extra = 0
         if self.thumb_tables is not None:
             extra = 4 * sum(len(t) for t in self.thumb_tables)
-        words = (len(self.head) + len(self.z) + len(self.past) + len(self.rxy) + len(self.rxx)
-                 + len(self.tail))
+        words = (len(self.head) + len(self.z) + len(self.spec) + len(self.past) + len(self.rxy)
+                 + len(self.rxx) + len(self.tail))
         halves = len(self.xin) + len(self.window) + len(self.twiddles)
         return extra + 4 * words + 2 * halves + len(self.bitrev)
 
     def reset(self):
-        for a in (self.head, self.xin, self.z, self.past, self.rxy, self.rxx, self.tail):
+        for a in (self.head, self.xin, self.z, self.spec, self.past, self.rxy, self.rxx, self.tail):
             for i in range(len(a)):
                 a[i] = 0
         self.hops = 0
 
     # ---- numpy (CPython) twin --------------------------------------------------------
     def _np_setup(self):
-        i64 = np.int64
-        self._w = np.array(self.window, dtype=i64)
-        tw = np.array(self.twiddles, dtype=i64)
-        self._twr = tw[0::2]
+        i32 = np.int32
+        self._w = np.array(self.window, dtype=i32)
+        tw = np.array(self.twiddles, dtype=i32)
+        self._twr = tw[0::2]  # W^k, k = 0..128
         self._twi = tw[1::2]
         self._rev = np.array(self.bitrev, dtype=np.intp)
-        # per stage: the twiddles of its butterflies k = 0..half-1, forward and inverse
+        # per stage of the 128-point transform: the twiddles of its butterflies
+        # k = 0..half-1 (W^(k N / (2 half))), forward and inverse
         self._stage_tw = []
         self._stage_tw_inv = []
-        for st in range(LOG2N):
+        for st in range(LOG2M):
             half = 1 << st
             step = N // (2 * half)
-            wr = self._twr[::step][:half].astype(np.int32)
-            wi = self._twi[::step][:half].astype(np.int32)
+            wr = self._twr[:N // 2:step][:half]
+            wi = self._twi[:N // 2:step][:half]
             self._stage_tw.append((wr, wi))
             self._stage_tw_inv.append((wr, -wi))
-        self._mirror = np.arange(N - 1, N // 2, -1, dtype=np.intp)  # 255..129 <- 1..127
+        self._ks = np.arange(BINS) % M  # split: C[k] with conj(C[128 - k])
+        self._kc = (M - np.arange(BINS)) % M
+        self._km = M - np.arange(M)  # merge: Z[k] with conj(Z[128 - k])
 
     def process(self, x, out):
         if self.kernels is not None:
             k = self.kernels
-            k.hop(x, out, self.xin, self.z, self.past, self.rxy, self.rxx, self.tail,
-                  self.head, self.window, self.twiddles, self.bitrev, self.hops & 1,
-                  self.thumb_tables)
+            k.hop(x, out, self.xin, self.z, self.spec, self.past, self.rxy, self.rxx,
+                  self.tail, self.head, self.window, self.twiddles, self.bitrev,
+                  self.hops & 1, self.thumb_tables)
         else:
             out[:] = process_block(self, np.asarray(x, dtype=np.int64).reshape(1, HOP))[0]
         self.hops += 1
 
 
+def _fit_gains(peaks):
+    """fit_gain over a numpy array of peaks, as a list: peak * 2**g < 2**PEAK_BITS holds
+    while bit_length(peak) <= PEAK_BITS - g, clipped to G_MIN..G_MAX."""
+    bits = np.frexp(np.asarray(peaks, dtype=np.float64))[1]  # bit length (0 for 0)
+    return np.clip(PEAK_BITS - bits, G_MIN, G_MAX).tolist()
+
+
 def gains_for(head, peaks):
-    """AGC over a run of hops: the gain exponent before each hop's frame and the rescale
-    shift applied to the state at that hop (0, +1 or negative). Updates `head`."""
+    """AGC over a run of hops (numpy array of peaks): the gain exponent before each hop's
+    frame and the rescale shift applied to the state at that hop (0, +1 or negative).
+    Updates `head`."""
     g = head[EH_G]
     quiet = head[EH_QUIET]
     prev = head[EH_PEAK_PREV]
     if head[EH_HOPS] == 0:
         g = G_MAX
+    peaks = np.asarray(peaks, dtype=np.int64)
+    fit_p = _fit_gains(peaks)
+    fit_both = _fit_gains(np.maximum(peaks, np.concatenate([[prev], peaks[:-1]])))
     gs = []
     shifts = []
-    for p in peaks:
-        p = int(p)
+    for i in range(len(fit_p)):
         old = g
-        both = fit_gain(p if p > prev else prev)
-        if both < g:
-            g = both
+        if fit_both[i] < g:
+            g = fit_both[i]
             quiet = 0
-        elif fit_gain(p) > g:
+        elif fit_p[i] > g:
             quiet += 1
             if quiet >= RELEASE_HOPS:
                 g += 1
@@ -219,11 +243,11 @@ def gains_for(head, peaks):
             quiet = 0
         gs.append(g)
         shifts.append(g - old)
-        prev = p
     head[EH_HOPS] = 1
     head[EH_G] = g
     head[EH_QUIET] = quiet
-    head[EH_PEAK_PREV] = prev
+    if len(peaks):
+        head[EH_PEAK_PREV] = int(peaks[-1])
     return gs, shifts
 
 
@@ -235,16 +259,17 @@ def _rescale(a, s):
 
 
 def fft_rows(st, re, im, inverse, chunk=256):
-    """Fixed-point radix-2 FFT of rows (int arrays of shape (m, N)), natural order in and
-    out, every stage halving: returns DFT / 256 (forward) or IDFT * N / 256, as int32.
+    """The packed transform's fixed-point radix-2 FFT of rows (int32 arrays of shape
+    (m, 128)), natural order in and out, every stage halving: returns DFT / 128 (forward)
+    or IDFT (inverse), as int32.
 
     Stage by stage, the butterflies of a row are views of it reshaped into groups
     (u = first half of each group, v = second half); int32 holds every value (§8 bounds:
     products and sums stay under 2**29), and rows go in chunks that stay in cache."""
     m = re.shape[0]
     i32 = np.int32
-    outr = np.empty((m, N), dtype=i32)
-    outi = np.empty((m, N), dtype=i32)
+    outr = np.empty((m, M), dtype=i32)
+    outi = np.empty((m, M), dtype=i32)
     for c0 in range(0, m, chunk):
         r = re[c0:c0 + chunk][:, st._rev].astype(i32)
         i = im[c0:c0 + chunk][:, st._rev].astype(i32)
@@ -269,11 +294,46 @@ def fft_rows(st, re, im, inverse, chunk=256):
             nr >>= 1
             ni += 1
             ni >>= 1
-            r = nr.reshape(rows, N)
-            i = ni.reshape(rows, N)
+            r = nr.reshape(rows, M)
+            i = ni.reshape(rows, M)
         outr[c0:c0 + chunk] = r
         outi[c0:c0 + chunk] = i
     return outr, outi
+
+
+def split_rows(st, cr, ci):
+    """Bins 0..128 of the real frame from its packed transform C (m, 128):
+    X[k] = (s + round(W^k (-i d) / 128) + 2) >> 2 with s, d = C[k] +- conj(C[128 - k])."""
+    ar = cr[:, st._ks]
+    ai = ci[:, st._ks]
+    br = cr[:, st._kc]
+    bi = ci[:, st._kc]
+    sr = ar + br  # b is conj(C[128 - k]): its imaginary part is -bi
+    si = ai - bi
+    er = ai + bi  # -i d: (d.im, -d.re), d = (ar - br, ai + bi)
+    ei = br - ar
+    tr = (er * st._twr - ei * st._twi + 64) >> TQ
+    ti = (er * st._twi + ei * st._twr + 64) >> TQ
+    return (sr + tr + 2) >> 2, (si + ti + 2) >> 2
+
+
+def merge_rows(st, zr, zi):
+    """The packed inverse transform's input from bins 0..128 of a Hermitian spectrum Z
+    (m, 129): Y[k] = (s + round(conj(W^k) (i d) / 128) + 1) >> 1, k < 128, with
+    s, d = Z[k] +- conj(Z[128 - k])."""
+    ar = zr[:, :M]
+    ai = zi[:, :M]
+    br = zr[:, st._km]
+    bi = zi[:, st._km]
+    sr = ar + br
+    si = ai - bi
+    fr = -(ai + bi)  # i d: (-d.im, d.re), d = (ar - br, ai + bi)
+    fi = ar - br
+    wr = st._twr[:M]
+    wi = st._twi[:M]
+    tr = (fr * wr + fi * wi + 64) >> TQ
+    ti = (fi * wr - fr * wi + 64) >> TQ
+    return (sr + tr + 1) >> 1, (si + ti + 1) >> 1
 
 
 def _predict_segment(st, xr, xi, h0, s):
@@ -295,18 +355,26 @@ def _predict_segment(st, xr, xi, h0, s):
     qr = x2r >> PSHIFT
     qi = x2i >> PSHIFT
     terms = np.stack([pr * qr + pim * qi, pim * qr - pr * qi, qr * qr + qi * qi], axis=1)
-    hist = np.empty((k, 3, BINS), dtype=i32)  # R before each hop
-    r = np.ascontiguousarray(r)
+    hist = np.empty((k + 1, 3, BINS), dtype=i32)  # R before each hop, then after the last
+    hist[0] = r
     tmp = np.empty_like(r)
-    for b in range(k):  # in place: the per-hop cost is a few ufunc calls
-        hist[b] = r
-        np.multiply(r, FORGET_NUM, out=tmp)
-        np.right_shift(tmp, FORGET_SHIFT, out=tmp)
-        np.subtract(r, tmp, out=r)
-        np.add(r, terms[b], out=r)
-    den = hist[:, 2] + 1
-    ar = np.clip((hist[:, 0] << TQ) // den, -A_MAX, A_MAX)
-    ai = np.clip((hist[:, 1] << TQ) // den, -A_MAX, A_MAX)
+    # in place: the per-hop cost is four ufunc calls, with their views and scalars made once
+    views = list(hist)
+    term_views = list(terms)
+    num = i32(FORGET_NUM)
+    shift = i32(FORGET_SHIFT)
+    mul, rsh, sub, add = np.multiply, np.right_shift, np.subtract, np.add
+    for b in range(k):
+        h = views[b]
+        nxt = views[b + 1]
+        mul(h, num, out=tmp)
+        rsh(tmp, shift, out=tmp)
+        sub(h, tmp, out=nxt)
+        add(nxt, term_views[b], out=nxt)
+    r = hist[k]
+    den = hist[:k, 2] + 1
+    ar = np.clip((hist[:k, 0] << TQ) // den, -A_MAX, A_MAX)
+    ai = np.clip((hist[:k, 1] << TQ) // den, -A_MAX, A_MAX)
     er = xr - ((ar * x2r - ai * x2i + 64) >> TQ)
     ei = xi - ((ar * x2i + ai * x2r + 64) >> TQ)
     for i in range(max(0, k - DELAY_HOPS), k):
@@ -330,22 +398,25 @@ def process_block(st, x):
     frames = np.concatenate([hops[:-1], hops[1:]], axis=1)  # (m, N), raw samples
     st.xin[:] = array.array("h", [int(s) for s in frames[-1]])
     i32 = np.int32  # every value below stays under 2**31 (docs/ALGORITHM.md §8)
-    p = frames.astype(i32) * st._w.astype(i32)
+    p = frames.astype(i32) * st._w
     sh = np.maximum(WQ - gs, 0).astype(i32)
     v = ((p + ((1 << sh) >> 1)) >> sh) << np.maximum(gs - WQ, 0).astype(i32)
-    re, im = fft_rows(st, v, np.zeros_like(v), False)
-    er = np.zeros((m, N), dtype=i32)
-    ei = np.zeros((m, N), dtype=i32)
+    cr, ci = fft_rows(st, v[:, 0::2], v[:, 1::2], False)
+    xr, xi = split_rows(st, cr, ci)
+    er = np.empty((m, BINS), dtype=i32)
+    ei = np.empty((m, BINS), dtype=i32)
     starts = [0] + [b for b in range(1, m) if shifts[b]] + [m]
     for b0, b1 in zip(starts[:-1], starts[1:]):
-        er[b0:b1, :BINS], ei[b0:b1, :BINS] = _predict_segment(
-            st, re[b0:b1, :BINS], im[b0:b1, :BINS], st.hops + b0, shifts[b0])
+        er[b0:b1], ei[b0:b1] = _predict_segment(
+            st, xr[b0:b1], xi[b0:b1], st.hops + b0, shifts[b0])
     er <<= INV_GAIN_SHIFT
     ei <<= INV_GAIN_SHIFT
-    er[:, st._mirror] = er[:, 1:N // 2]
-    ei[:, st._mirror] = -ei[:, 1:N // 2]
-    f, _ = fft_rows(st, er, ei, True)
-    fw = f.astype(i32) * st._w.astype(i32)
+    yr, yi = merge_rows(st, er, ei)
+    fr, fi = fft_rows(st, yr, yi, True)
+    f = np.empty((m, N), dtype=i32)
+    f[:, 0::2] = fr
+    f[:, 1::2] = fi
+    fw = f * st._w
     tails = np.concatenate([np.array(st.tail, dtype=i32).reshape(1, HOP),
                             fw[:-1, HOP:]], axis=0)
     for b in range(m):

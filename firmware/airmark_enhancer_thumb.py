@@ -18,27 +18,25 @@ import micropython
 
 
 @micropython.asm_thumb
-def _stage(r0, r1, r2, r3):
-    # r0 = z (256 (re, im) int32, bit-reversed order), r1 = twiddles (int32 (wr, wi)
-    # pairs of every stage, in order), r2 = half, r3 = byte offset of this stage's pairs
+def fft(r0, r1):
+    # r0 = z (128 (re, im) int32, bit-reversed order in, natural order out), r1 = the
+    # (wr, wi) int32 pairs of every stage, in the order the stages read them
+    # (stage_twiddles): seven stages, half = 1, 2, .. 64
     mov(r4, r8)
     mov(r5, r9)
     mov(r6, r10)
     mov(r7, r11)
     push({r4, r5, r6, r7})
-    add(r1, r1, r3)
-    mov(r11, r1)            # twiddle pointer
-    mov(r4, r2)
-    lsl(r4, r4, 4)
+    mov(r11, r1)            # twiddle pointer: runs through every stage's pairs in turn
+    mov(r4, 16)
     mov(r9, r4)             # step = 16 * half bytes (a group of 2 * half pairs)
     mov(r4, 1)
-    lsl(r4, r4, 11)
+    lsl(r4, r4, 10)
     add(r4, r4, r0)
-    mov(r8, r4)             # end = z + 2048
+    mov(r8, r4)             # end = z + 1024
     mov(r10, r0)            # u start of butterfly k
-    mov(r4, r2)
-    lsl(r4, r4, 3)
-    add(r4, r4, r0)
+    mov(r4, r0)
+    add(r4, 8)
     mov(r12, r4)            # k loop end = z + 8 * half
     label(KLOOP)
     mov(r0, r10)            # u
@@ -95,6 +93,20 @@ def _stage(r0, r1, r2, r3):
     mov(r5, r12)
     cmp(r4, r5)
     blt(KLOOP)
+    # next stage: half doubles; z = (k loop end) - 8 * half
+    mov(r4, r9)             # 16 * half = 8 * (new half)
+    lsr(r6, r4, 1)
+    mov(r5, r12)
+    sub(r5, r5, r6)         # z
+    mov(r10, r5)
+    add(r6, r5, r4)
+    mov(r12, r6)            # k loop end = z + 8 * (new half)
+    lsl(r6, r4, 1)
+    mov(r9, r6)             # step = 16 * (new half)
+    mov(r6, r8)
+    sub(r6, r6, r5)         # 1024: the last stage had half = 64
+    cmp(r4, r6)
+    blt(KLOOP)
     pop({r4, r5, r6, r7})
     mov(r8, r4)
     mov(r9, r5)
@@ -125,9 +137,10 @@ def _shift_in(r0, r1):
 
 @micropython.asm_thumb
 def _window(r0, r1, r2, r3):
-    # r0 = xin (256 int16), r1 = wrev (int32: win[n] | 8 rev[n] << 16), r2 = z, r3 = g:
-    # z[2 rev[n]] = ((x[n] win[n] << k) + r) >> s, z[2 rev[n] + 1] = 0, where g <= 8 gives
-    # k = 0, s = 8 - g, r = (1 << s) >> 1 (rounding half up) and g > 8 gives k = g - 8, s = r = 0
+    # r0 = xin (256 int16), r1 = wrev (int32: win[n] | o[n] << 16, o[n] the byte offset of
+    # z[2 rev[n >> 1] + (n & 1)]), r2 = z, r3 = g: z at o[n] = ((x[n] win[n] << k) + r) >> s,
+    # where g <= 8 gives k = 0, s = 8 - g, r = (1 << s) >> 1 (rounding half up) and g > 8
+    # gives k = g - 8, s = r = 0
     mov(r4, r8)
     mov(r5, r9)
     push({r4, r5})
@@ -163,8 +176,6 @@ def _window(r0, r1, r2, r3):
     asr(r4, r3)
     add(r5, r5, r2)
     str(r4, [r5, 0])
-    mov(r6, 0)
-    str(r6, [r5, 4])
     add(r0, 2)
     add(r1, 4)
     mov(r6, r8)
@@ -176,36 +187,10 @@ def _window(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def _bitrev(r0, r1):
-    # r0 = z (256 (re, im) int32), r1 = rev (256 bytes): swap pairs i < rev[i]
-    mov(r2, 0)
-    label(LOOP)
-    add(r3, r1, r2)
-    ldrb(r3, [r3, 0])
-    cmp(r2, r3)
-    bge(NEXT)
-    lsl(r4, r2, 3)
-    add(r4, r4, r0)
-    lsl(r5, r3, 3)
-    add(r5, r5, r0)
-    ldr(r6, [r4, 0])
-    ldr(r7, [r5, 0])
-    str(r7, [r4, 0])
-    str(r6, [r5, 0])
-    ldr(r6, [r4, 4])
-    ldr(r7, [r5, 4])
-    str(r7, [r4, 4])
-    str(r6, [r5, 4])
-    label(NEXT)
-    add(r2, 1)
-    cmp(r2, 255)
-    ble(LOOP)
-
-
-@micropython.asm_thumb
 def _overlap_add(r0, r1, r2, r3):
-    # r0 = z, r1 = win (256 int16, <= 256), r2 = tail (128 int32), r3 = out (128 int16):
-    # out[n] = clip((Re z[n] win[n] + tail[n] + 128) >> 8); tail[n] = Re z[n + 128] win[n + 128]
+    # r0 = z (the frame f: 256 int32), r1 = win (256 int16, <= 256), r2 = tail (128 int32),
+    # r3 = out (128 int16): out[n] = clip((f[n] win[n] + tail[n] + 128) >> 8);
+    # tail[n] = f[n + 128] win[n + 128]
     mov(r4, r8)
     mov(r5, r9)
     mov(r6, r10)
@@ -219,8 +204,8 @@ def _overlap_add(r0, r1, r2, r3):
     add(r4, r4, r3)
     mov(r8, r4)             # end of out
     mov(r4, 1)
-    lsl(r4, r4, 10)
-    mov(r10, r4)            # 1024: z from pair n to pair n + 128
+    lsl(r4, r4, 9)
+    mov(r10, r4)            # 512: f[n] to f[n + 128]
     label(LOOP)
     ldr(r4, [r0, 0])
     ldrh(r5, [r1, 0])
@@ -249,7 +234,7 @@ def _overlap_add(r0, r1, r2, r3):
     ldrh(r6, [r7, 0])
     mul(r5, r6)
     str(r5, [r2, 0])
-    add(r0, 8)
+    add(r0, 4)
     add(r1, 2)
     add(r2, 4)
     add(r3, 2)
@@ -263,10 +248,11 @@ def _overlap_add(r0, r1, r2, r3):
 
 
 def window_table(win, rev):
-    """win[n] | (8 rev[n]) << 16 as array('i'): _window's per-sample table."""
+    """win[n] | o[n] << 16 as array('i'), o[n] = 8 rev[n >> 1] + 4 (n & 1), the byte
+    offset of sample n in the packed, bit-reversed transform input: _window's table."""
     out = array.array("i", (0 for _ in range(256)))
     for n in range(256):
-        out[n] = win[n] | ((8 * rev[n]) << 16)
+        out[n] = win[n] | ((8 * rev[n >> 1] + 4 * (n & 1)) << 16)
     return out
 
 
@@ -275,7 +261,7 @@ def stage_twiddles(tw, inverse):
     enhancer's int16 twiddle table (conjugated for the inverse), as array('i')."""
     out = array.array("i")
     half = 1
-    while half < 256:
+    while half < 128:
         step = 256 // (2 * half)
         for k in range(half):
             t = 2 * k * step
@@ -287,21 +273,16 @@ def stage_twiddles(tw, inverse):
     return out
 
 
-def tables(tw, win, rev, z, past, rxy, rxx):
+def split_twiddles(tw):
+    """W^k, k = 0..128, as int32 (wr, wi) pairs: _split's and _merge's table."""
+    return array.array("i", tw)
+
+
+def tables(tw, win, rev, spec, past, rxy, rxx):
     """(forward stage twiddles, inverse stage twiddles, window table, predictor work
-    block) for airmark_enhancer_viper.hop."""
+    block, split/merge twiddles) for airmark_enhancer_viper.hop."""
     return (stage_twiddles(tw, False), stage_twiddles(tw, True), window_table(win, rev),
-            predict_block(z, past, rxy, rxx))
-
-
-def fft(z, stw):
-    """The enhancer's FFT (airmark_enhancer_viper._fft) with stage twiddles `stw`."""
-    half = 1
-    off = 0
-    while half < 256:
-        _stage(z, stw, half, off)
-        off += 8 * half
-        half *= 2
+            predict_block(spec, past, rxy, rxx), split_twiddles(tw))
 
 
 @micropython.asm_thumb
@@ -312,8 +293,8 @@ def _addr(r0):
 
 @micropython.asm_thumb
 def _predict(r0, r1):
-    # r0 = work block S (int32 x 24; S[20..23] = addresses of z, past, rxy, rxx), r1 = slot.
-    # airmark_enhancer_viper._predict (without the mirror) for bins 0..128; S[0..8] hold
+    # r0 = work block S (int32 x 24; S[20..23] = addresses of spec, past, rxy, rxx), r1 = slot.
+    # airmark_enhancer_viper._predict for bins 0..128; S[0..8] hold
     # one bin's values (xr, xi, yr, yi, cr, ci, cx, ar, ai), S[10..16] the pointers and
     # the bins left.
     mov(r7, r0)
@@ -327,7 +308,7 @@ def _predict(r0, r1):
     add(r4, r4, r3)
     str(r4, [r7, 48])       # past im
     ldr(r4, [r7, 80])
-    str(r4, [r7, 40])       # z
+    str(r4, [r7, 40])       # spec
     ldr(r4, [r7, 88])
     str(r4, [r7, 52])       # rxy re
     add(r4, r4, r3)
@@ -381,7 +362,7 @@ def _predict(r0, r1):
     sub(r1, r1, r0)
     lsl(r1, r1, 4)
     ldr(r4, [r7, 40])
-    str(r1, [r4, 0])        # z re = er << 4
+    str(r1, [r4, 0])        # spec re = er << 4
     ldr(r0, [r7, 28])
     ldr(r1, [r7, 12])
     mul(r0, r1)             # ar yi
@@ -394,7 +375,7 @@ def _predict(r0, r1):
     ldr(r1, [r7, 4])
     sub(r1, r1, r0)
     lsl(r1, r1, 4)
-    str(r1, [r4, 4])        # z im = ei << 4
+    str(r1, [r4, 4])        # spec im = ei << 4
     ldr(r0, [r7, 0])
     asr(r0, r0, 5)          # pr
     ldr(r1, [r7, 4])
@@ -469,7 +450,7 @@ def _predict(r0, r1):
     ldr(r0, [r7, 64])
     sub(r0, 1)
     str(r0, [r7, 64])
-    ble(MIRROR)
+    ble(DONE)
     b(BIN)
     label(DIV)
     # r0 = n, r1 = den > 0 -> r0 = min(max(floor(n / den), -256), 256); uses r2-r5
@@ -513,31 +494,169 @@ def _predict(r0, r1):
     mov(r0, r3)
     label(DRET)
     bx(lr)
-    label(MIRROR)
-    # z[256 - k] = conj(z[k]) for k = 1..127
-    ldr(r0, [r7, 80])
-    add(r0, 8)              # pair 1
-    mov(r1, 255)
-    lsl(r1, r1, 3)
-    ldr(r2, [r7, 80])
-    add(r1, r1, r2)         # pair 255
+    label(DONE)
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def _split(r0, r1, r2):
+    # r0 = z (the packed transform C, 128 (re, im) int32, natural order), r1 = spec (129
+    # (re, im) int32), r2 = W^k pairs (split_twiddles). For k = 0..128:
+    # s, d = C[k] +- conj(C[128 - k]); X[k] = (s + ((W^k (-i d) + 64) >> 7) + 2) >> 2
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    mov(r7, r11)
+    push({r4, r5, r6, r7})
+    mov(r8, r0)             # z
+    mov(r0, r1)             # spec, advancing
+    mov(r1, r2)             # twiddles, advancing
+    mov(r4, 0)
+    mov(r9, r4)             # k
+    label(LOOP)
+    mov(r4, r8)
+    mov(r2, r9)
     mov(r3, 127)
-    label(MLOOP)
-    ldr(r2, [r0, 0])
-    str(r2, [r1, 0])
-    ldr(r2, [r0, 4])
-    neg(r2, r2)
-    str(r2, [r1, 4])
+    and_(r2, r3)
+    lsl(r2, r2, 3)
+    add(r2, r2, r4)
+    ldr(r5, [r2, 0])        # ar
+    ldr(r6, [r2, 4])        # ai
+    mov(r2, 128)
+    mov(r3, r9)
+    sub(r2, r2, r3)
+    mov(r3, 127)
+    and_(r2, r3)
+    lsl(r2, r2, 3)
+    add(r2, r2, r4)
+    ldr(r7, [r2, 0])        # br
+    ldr(r2, [r2, 4])        # bi
+    add(r3, r5, r7)
+    mov(r10, r3)            # s re = ar + br
+    sub(r4, r6, r2)
+    mov(r11, r4)            # s im = ai - bi
+    add(r6, r6, r2)         # er = ai + bi
+    sub(r7, r7, r5)         # ei = br - ar
+    ldr(r2, [r1, 0])        # wr
+    ldr(r3, [r1, 4])        # wi
+    mov(r4, r6)
+    mul(r4, r2)             # er wr
+    mov(r5, r7)
+    mul(r5, r3)             # ei wi
+    sub(r4, r4, r5)
+    add(r4, 64)
+    asr(r4, r4, 7)          # tr
+    mul(r6, r3)             # er wi
+    mul(r7, r2)             # ei wr
+    add(r6, r6, r7)
+    add(r6, 64)
+    asr(r6, r6, 7)          # ti
+    mov(r5, r10)
+    add(r5, r5, r4)
+    add(r5, 2)
+    asr(r5, r5, 2)
+    str(r5, [r0, 0])
+    mov(r5, r11)
+    add(r5, r5, r6)
+    add(r5, 2)
+    asr(r5, r5, 2)
+    str(r5, [r0, 4])
     add(r0, 8)
-    sub(r1, 8)
-    sub(r3, 1)
-    bgt(MLOOP)
+    add(r1, 8)
+    mov(r2, r9)
+    add(r2, 1)
+    mov(r9, r2)
+    cmp(r2, 129)
+    blt(LOOP)
+    pop({r4, r5, r6, r7})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
+    mov(r11, r7)
 
 
-def predict_block(z, past, rxy, rxx):
+@micropython.asm_thumb
+def _merge(r0, r1, r2, r3):
+    # r0 = spec (Z: 129 (re, im) int32), r1 = z (128 pairs out, bit-reversed order for the
+    # inverse), r2 = W^k pairs, r3 = rev (128 bytes). For k < 128: s, d = Z[k] +-
+    # conj(Z[128 - k]); z pair rev[k] = (s + ((conj(W^k) (i d) + 64) >> 7) + 1) >> 1
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    mov(r7, r11)
+    push({r4, r5, r6, r7})
+    mov(r8, r1)             # z
+    mov(r9, r3)             # rev, advancing
+    mov(r11, r2)            # twiddles, advancing
+    mov(r4, 1)
+    lsl(r4, r4, 10)
+    add(r4, r4, r0)
+    mov(r10, r4)            # end of Z[k], k < 128
+    mov(r12, r4)            # Z[128 - k], descending
+    label(LOOP)
+    mov(r2, r9)
+    ldrb(r3, [r2, 0])
+    add(r2, 1)
+    mov(r9, r2)
+    lsl(r3, r3, 3)
+    mov(r2, r8)
+    add(r1, r2, r3)         # this k's pair in z
+    mov(r2, r12)
+    ldr(r4, [r0, 0])        # ar
+    ldr(r5, [r0, 4])        # ai
+    ldr(r6, [r2, 0])        # br
+    ldr(r7, [r2, 4])        # bi
+    sub(r2, 8)
+    mov(r12, r2)
+    add(r3, r4, r6)
+    str(r3, [r1, 0])        # s re = ar + br, for now
+    sub(r3, r5, r7)
+    str(r3, [r1, 4])        # s im = ai - bi
+    add(r5, r5, r7)
+    neg(r5, r5)             # fr = -(ai + bi)
+    sub(r4, r4, r6)         # fi = ar - br
+    mov(r2, r11)
+    ldr(r6, [r2, 0])        # wr
+    ldr(r7, [r2, 4])        # wi
+    add(r2, 8)
+    mov(r11, r2)
+    mov(r2, r5)
+    mul(r2, r6)             # fr wr
+    mov(r3, r4)
+    mul(r3, r7)             # fi wi
+    add(r2, r2, r3)
+    add(r2, 64)
+    asr(r2, r2, 7)          # tr
+    mul(r4, r6)             # fi wr
+    mul(r5, r7)             # fr wi
+    sub(r4, r4, r5)
+    add(r4, 64)
+    asr(r4, r4, 7)          # ti
+    ldr(r3, [r1, 0])
+    add(r3, r3, r2)
+    add(r3, 1)
+    asr(r3, r3, 1)
+    str(r3, [r1, 0])
+    ldr(r3, [r1, 4])
+    add(r3, r3, r4)
+    add(r3, 1)
+    asr(r3, r3, 1)
+    str(r3, [r1, 4])
+    add(r0, 8)
+    mov(r3, r10)
+    cmp(r0, r3)
+    blt(LOOP)
+    pop({r4, r5, r6, r7})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
+    mov(r11, r7)
+
+
+def predict_block(spec, past, rxy, rxx):
     """The work block _predict needs for these arrays (made once: their addresses)."""
     s = array.array("i", (0 for _ in range(24)))
-    s[20] = _addr(z)
+    s[20] = _addr(spec)
     s[21] = _addr(past)
     s[22] = _addr(rxy)
     s[23] = _addr(rxx)

@@ -4,7 +4,8 @@ One call per hop computes exactly the integers of airmark_enhancer.process_block
 hop (tests/test_enhancer.py runs both under real MicroPython and CPython). int32 arrays
 are read through ptr32 with the sign fixed by `(v ^ S) - S` (a no-op on 32-bit MCUs, a
 sign extension on 64-bit unix builds); int16 arrays through ptr16 with `(v ^ 0x8000) -
-0x8000`. Constants are those of airmark_enhancer (N = 256, hop 128, 129 bins).
+0x8000`. Constants are those of airmark_enhancer (frame 256 packed as 128 complex
+points, hop 128, 129 bins).
 """
 
 import micropython
@@ -15,20 +16,21 @@ except (ImportError, SyntaxError, ValueError, NotImplementedError):
     _thumb = None
 
 
-def thumb_tables(tw, win, rev, z, past, rxy, rxx):
+def thumb_tables(tw, win, rev, spec, past, rxy, rxx):
     """The Thumb kernels' tables (airmark_enhancer_thumb.tables), or None without them."""
     if _thumb is None:
         return None
-    return _thumb.tables(tw, win, rev, z, past, rxy, rxx)
+    return _thumb.tables(tw, win, rev, spec, past, rxy, rxx)
 
 
 @micropython.viper
 def _fft(z: ptr32, tw: ptr16, inverse: int):
-    """In-place radix-2 DIT FFT of 256 bit-reversed (re, im) pairs, halving every stage."""
+    """In-place radix-2 DIT FFT of 128 bit-reversed (re, im) pairs, halving every stage
+    (stage twiddles W^(k 256 / (2 half)) of the 256-point table)."""
     sgn = 1 << 29
     sgn = sgn << 2
     half = 1
-    while half < 256:
+    while half < 128:
         step = 256 // half  # twiddle stride in int16 entries: 2 * (256 // (2 * half))
         span = 4 * half  # 2 * (2 * half) int32 entries
         k = 0
@@ -39,7 +41,7 @@ def _fft(z: ptr32, tw: ptr16, inverse: int):
             if inverse:
                 wi = 0 - wi
             i = 2 * k
-            while i < 512:
+            while i < 256:
                 j = i + 2 * half
                 vr = int((z[j] ^ sgn)) - sgn
                 vi = int((z[j + 1] ^ sgn)) - sgn
@@ -123,7 +125,7 @@ def _agc(x: ptr16, head: ptr32) -> int:
 @micropython.viper
 def _frame(x: ptr16, xin: ptr16, z: ptr32, win: ptr16, rev: ptr8, g: int):
     """Shift the input history, append this hop, write the windowed, gain-scaled frame
-    into z in bit-reversed order (imaginary parts 0)."""
+    into z packed (v[2m] + i v[2m+1] at pair rev[m], the transform's bit-reversed order)."""
     i = 0
     while i < 128:
         xin[i] = xin[i + 128]
@@ -135,24 +137,70 @@ def _frame(x: ptr16, xin: ptr16, z: ptr32, win: ptr16, rev: ptr8, g: int):
         r = (1 << sh) >> 1
         while n < 256:
             p = (int((xin[n] ^ 0x8000)) - 0x8000) * int(win[n])
-            k = 2 * int(rev[n])
-            z[k] = (p + r) >> sh
-            z[k + 1] = 0
+            z[2 * int(rev[n >> 1]) + (n & 1)] = (p + r) >> sh
             n += 1
     else:
         sh = g - 8
         while n < 256:
             p = (int((xin[n] ^ 0x8000)) - 0x8000) * int(win[n])
-            k = 2 * int(rev[n])
-            z[k] = p << sh
-            z[k + 1] = 0
+            z[2 * int(rev[n >> 1]) + (n & 1)] = p << sh
             n += 1
 
 
 @micropython.viper
+def _split(z: ptr32, spec: ptr32, tw: ptr16):
+    """Bins 0..128 of the real frame from its packed transform C in z (natural order):
+    s, d = C[k] +- conj(C[128 - k]); X[k] = (s + round(W^k (-i d) / 128) + 2) >> 2."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    k = 0
+    while k < 129:
+        a = 2 * (k & 127)
+        b = 2 * ((128 - k) & 127)
+        ar = int((z[a] ^ sgn)) - sgn
+        ai = int((z[a + 1] ^ sgn)) - sgn
+        br = int((z[b] ^ sgn)) - sgn
+        bi = int((z[b + 1] ^ sgn)) - sgn
+        er = ai + bi
+        ei = br - ar
+        wr = int((tw[2 * k] ^ 0x8000)) - 0x8000
+        wi = int((tw[2 * k + 1] ^ 0x8000)) - 0x8000
+        tr = (er * wr - ei * wi + 64) >> 7
+        ti = (er * wi + ei * wr + 64) >> 7
+        spec[2 * k] = (ar + br + tr + 2) >> 2
+        spec[2 * k + 1] = (ai - bi + ti + 2) >> 2
+        k += 1
+
+
+@micropython.viper
+def _merge(spec: ptr32, z: ptr32, tw: ptr16, rev: ptr8):
+    """The packed inverse's input from Z = spec (bins 0..128, Hermitian): s, d = Z[k] +-
+    conj(Z[128 - k]); Y[k] = (s + round(conj(W^k) (i d) / 128) + 1) >> 1 into z at pair
+    rev[k], k < 128 (the inverse transform's bit-reversed order)."""
+    sgn = 1 << 29
+    sgn = sgn << 2
+    k = 0
+    while k < 128:
+        ar = int((spec[2 * k] ^ sgn)) - sgn
+        ai = int((spec[2 * k + 1] ^ sgn)) - sgn
+        br = int((spec[256 - 2 * k] ^ sgn)) - sgn
+        bi = int((spec[257 - 2 * k] ^ sgn)) - sgn
+        fr = 0 - (ai + bi)
+        fi = ar - br
+        wr = int((tw[2 * k] ^ 0x8000)) - 0x8000
+        wi = int((tw[2 * k + 1] ^ 0x8000)) - 0x8000
+        tr = (fr * wr + fi * wi + 64) >> 7
+        ti = (fi * wr - fr * wi + 64) >> 7
+        j = 2 * int(rev[k])
+        z[j] = (ar + br + tr + 1) >> 1
+        z[j + 1] = (ai - bi + ti + 1) >> 1
+        k += 1
+
+
+@micropython.viper
 def _predict(z: ptr32, past: ptr32, rxy: ptr32, rxx: ptr32, slot: int):
-    """Per bin k <= 128: E = X - a * X(two hops back), statistics updated; E * 16 and its
-    Hermitian mirror left in z (natural order); X saved in past[slot]."""
+    """Per bin k <= 128 of z (the spectrum, (re, im) pairs): E = X - a * X(two hops back),
+    statistics updated; E * 16 left in z; X saved in past[slot]."""
     sgn = 1 << 29
     sgn = sgn << 2
     pb = slot * 258  # past layout: [slot][re, im][129]
@@ -190,37 +238,17 @@ def _predict(z: ptr32, past: ptr32, rxy: ptr32, rxx: ptr32, slot: int):
         z[2 * k] = er << 4
         z[2 * k + 1] = ei << 4
         k += 1
-    k = 1
-    while k < 128:
-        z[2 * (256 - k)] = z[2 * k]
-        z[2 * (256 - k) + 1] = 0 - (int((z[2 * k + 1] ^ sgn)) - sgn)
-        k += 1
-
-
-@micropython.viper
-def _bitrev(z: ptr32, rev: ptr8):
-    """Permute the 256 (re, im) pairs of z into bit-reversed order, in place."""
-    i = 0
-    while i < 256:
-        j = int(rev[i])
-        if i < j:
-            a = z[2 * i]
-            b = z[2 * i + 1]
-            z[2 * i] = z[2 * j]
-            z[2 * i + 1] = z[2 * j + 1]
-            z[2 * j] = a
-            z[2 * j + 1] = b
-        i += 1
 
 
 @micropython.viper
 def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
-    """out = clip((f[n] W[n] + tail[n] + 128) >> 8); tail = f[n + 128] W[n + 128]."""
+    """out = clip((f[n] W[n] + tail[n] + 128) >> 8); tail = f[n + 128] W[n + 128], with the
+    frame f = z (the packed inverse's output: f[2m] + i f[2m+1] at pair m)."""
     sgn = 1 << 29
     sgn = sgn << 2
     n = 0
     while n < 128:
-        f = int((z[2 * n] ^ sgn)) - sgn
+        f = int((z[n] ^ sgn)) - sgn
         t = int((tail[n] ^ sgn)) - sgn
         y = (f * int(win[n]) + t + 128) >> 8
         if y > 32767:
@@ -228,12 +256,12 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
         elif y < -32768:
             y = -32768
         out[n] = y
-        f2 = int((z[2 * (n + 128)] ^ sgn)) - sgn
+        f2 = int((z[n + 128] ^ sgn)) - sgn
         tail[n] = f2 * int(win[n + 128])
         n += 1
 
 
-def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
+def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
     """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
     then all but the AGC and the rescaling run in assembly)."""
     s = _agc(x, head)
@@ -246,18 +274,16 @@ def hop(x, out, xin, z, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
         _thumb._shift_in(xin, x)
         _thumb._window(xin, tt[2], z, head[0])
         _thumb.fft(z, tt[0])
-    else:
-        _frame(x, xin, z, win, rev, head[0])
-        _fft(z, tw, 0)
-    if tt is not None:
+        _thumb._split(z, spec, tt[4])
         _thumb._predict(tt[3], slot)
-    else:
-        _predict(z, past, rxy, rxx, slot)
-    if tt is not None:
-        _thumb._bitrev(z, rev)
+        _thumb._merge(spec, z, tt[4], rev)
         _thumb.fft(z, tt[1])
         _thumb._overlap_add(z, win, tail, out)
     else:
-        _bitrev(z, rev)
+        _frame(x, xin, z, win, rev, head[0])
+        _fft(z, tw, 0)
+        _split(z, spec, tw)
+        _predict(spec, past, rxy, rxx, slot)
+        _merge(spec, z, tw, rev)
         _fft(z, tw, 1)
         _overlap_add(z, win, tail, out)

@@ -98,6 +98,13 @@ def test_per_hop_and_block_paths_give_the_same_integers(enh):
     assert max(np.diff(gains)) == 1 and min(np.diff(gains)) < 0
 
 
+def test_the_hosts_vectorised_gain_fit_equals_the_loop(enh):
+    """process_block fits the AGC's gains for many hops at once from bit lengths; that
+    must equal fit_gain's loop (the viper kernel's) for every peak an int16 hop can have."""
+    peaks = np.arange(0, 32769)
+    assert enh._fit_gains(peaks) == [enh.fit_gain(int(p)) for p in peaks]
+
+
 def test_state_stays_inside_its_proven_bounds_on_worst_case_input(enh):
     """Full-scale square waves, clicks and clipped noise: every value under 2**31 and the
     documented bounds (docs/ALGORITHM.md §8)."""
@@ -211,7 +218,7 @@ def test_keygen_line_enhancer_option(tmp_path):
 
 
 def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
-    """The Thumb module's stage tables and the order its _stage walks them (modelled here
+    """The Thumb module's stage tables and the order its fft walks them (modelled here
     in Python: its assembly runs only on ARM, where it was checked bit for bit on an
     emulated RP2040) give the enhancer's FFT, forward and inverse."""
     import sys
@@ -225,38 +232,49 @@ def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
     thumb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(thumb)
 
-    def stage_model(z, stw, half, off_bytes):
-        t = off_bytes // 4
-        for k in range(half):
-            wr, wi = stw[t + 2 * k], stw[t + 2 * k + 1]
-            i = 2 * k
-            while i < 512:
-                j = i + 2 * half
-                tr = (z[j] * wr - z[j + 1] * wi + 64) >> 7
-                ti = (z[j] * wi + z[j + 1] * wr + 64) >> 7
-                ur, ui = z[i], z[i + 1]
-                z[i], z[i + 1] = (ur + tr + 1) >> 1, (ui + ti + 1) >> 1
-                z[j], z[j + 1] = (ur - tr + 1) >> 1, (ui - ti + 1) >> 1
-                i += 4 * half
+    def fft_model(z, stw):
+        """The assembly's walk: seven stages, half = 1..64, one twiddle pointer running
+        through `stw` from stage to stage."""
+        t = 0
+        half = 1
+        while half < enh.M:
+            for k in range(half):
+                wr, wi = stw[t], stw[t + 1]
+                t += 2
+                i = 2 * k
+                while i < 2 * enh.M:
+                    j = i + 2 * half
+                    tr = (z[j] * wr - z[j + 1] * wi + 64) >> 7
+                    ti = (z[j] * wi + z[j + 1] * wr + 64) >> 7
+                    ur, ui = z[i], z[i + 1]
+                    z[i], z[i + 1] = (ur + tr + 1) >> 1, (ui + ti + 1) >> 1
+                    z[j], z[j + 1] = (ur - tr + 1) >> 1, (ui - ti + 1) >> 1
+                    i += 4 * half
+            half *= 2
+        assert t == len(stw)
 
-    monkeypatch.setattr(thumb, "_stage", stage_model)
     st = enh.LineEnhancer(use_kernels=False)
     rng = np.random.default_rng(8)
     for inverse in (False, True):
-        re = rng.integers(-2 ** 14, 2 ** 14, (1, enh.N))
-        im = rng.integers(-2 ** 14, 2 ** 14, (1, enh.N)) if inverse else np.zeros_like(re)
-        z = [0] * 512
+        re = rng.integers(-2 ** 14, 2 ** 14, (1, enh.M))
+        im = rng.integers(-2 ** 14, 2 ** 14, (1, enh.M))
+        z = [0] * (2 * enh.M)
         rev = list(st.bitrev)
-        for n in range(enh.N):
+        for n in range(enh.M):
             z[2 * rev[n]] = int(re[0, n])
             z[2 * rev[n] + 1] = int(im[0, n])
-        thumb.fft(z, thumb.stage_twiddles(st.twiddles, inverse))
+        fft_model(z, thumb.stage_twiddles(st.twiddles, inverse))
         wr, wi = enh.fft_rows(st, re, im, inverse)
         assert z[0::2] == list(wr[0]) and z[1::2] == list(wi[0])
-    # the frame's table: win[n] in the low half, the byte offset of z[2 rev[n]] above it
+    # the frame's table: win[n] in the low half, above it the byte offset of sample n in
+    # the packed, bit-reversed input (pair rev[n >> 1], re for even n, im for odd)
     wrev = thumb.window_table(st.window, st.bitrev)
     for n in (0, 1, 37, 128, 255):
-        assert wrev[n] & 0xFFFF == st.window[n] and wrev[n] >> 16 == 8 * st.bitrev[n]
+        assert wrev[n] & 0xFFFF == st.window[n]
+        assert wrev[n] >> 16 == 8 * st.bitrev[n >> 1] + 4 * (n & 1)
+    # the split and the merge read W^k, k = 0..128, as int32 pairs
+    assert list(thumb.split_twiddles(st.twiddles)) == list(st.twiddles)
+    assert len(st.twiddles) == 2 * enh.BINS and st.twiddles[2 * 128] == -127
 
 
 def test_the_thumb_predictors_division_scheme_is_floor_then_clamp():

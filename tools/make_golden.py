@@ -1,6 +1,7 @@
 """Write the golden vector: a small int16 input, its key, and every expected integer.
 
-Usage: python tools/make_golden.py [OUT_DIR] [--line-enhancer]   (default tests/golden)
+Usage: python tools/make_golden.py [OUT_DIR] [--line-enhancer]
+       (default tests/golden, or tests/golden-enh with --line-enhancer)
 
 --line-enhancer writes tests/golden's key and input with the key's line enhancer on
 (tests/golden-enh): the same mark, the detector's integers through airmark_enhancer.
@@ -62,5 +63,13 @@ def main(out_dir, line_enhancer=False):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--line-enhancer"]
-    main(args[0] if args else os.path.join(ROOT, "tests", "golden"), "--line-enhancer" in sys.argv[1:])
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", nargs="?", help="default tests/golden (tests/golden-enh with "
+                    "--line-enhancer)")
+    ap.add_argument("--line-enhancer", action="store_true",
+                    help="tests/golden's key and input with the key's line enhancer on")
+    a = ap.parse_args()
+    default = "golden-enh" if a.line_enhancer else "golden"
+    main(a.out_dir or os.path.join(ROOT, "tests", default), a.line_enhancer)
