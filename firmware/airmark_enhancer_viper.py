@@ -77,8 +77,8 @@ def _rescale(a: ptr32, n: int, s: int):
 
 
 @micropython.viper
-def _agc(x: ptr16, head: ptr32) -> int:
-    """airmark_enhancer.gains_for for one hop: updates head, returns the rescale shift."""
+def _peak(x: ptr16) -> int:
+    """The hop's peak |x| (the AGC's input)."""
     peak = 0
     i = 0
     while i < 128:
@@ -88,6 +88,13 @@ def _agc(x: ptr16, head: ptr32) -> int:
         if v > peak:
             peak = v
         i += 1
+    return peak
+
+
+@micropython.viper
+def _agc(peak: int, head: ptr32) -> int:
+    """airmark_enhancer.gains_for for one hop of this peak: updates head, returns the
+    rescale shift."""
     sgn = 1 << 29
     sgn = sgn << 2
     g = int((head[0] ^ sgn)) - sgn  # -1 .. 10
@@ -264,14 +271,16 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
 def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
     """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
     then all but the AGC and the rescaling run in assembly)."""
-    s = _agc(x, head)
+    if tt is not None:
+        s = _agc(_thumb._shift_in(xin, x), head)
+    else:
+        s = _agc(_peak(x), head)
     if s:
         _rescale(past, len(past), s)
         _rescale(rxy, len(rxy), 2 * s)
         _rescale(rxx, len(rxx), 2 * s)
         _rescale(tail, len(tail), s)
     if tt is not None:
-        _thumb._shift_in(xin, x)
         _thumb._window(xin, tt[2], z, head[0])
         _thumb.fft(z, tt[0])
         _thumb._split(z, spec, tt[4])
