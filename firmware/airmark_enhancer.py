@@ -193,9 +193,6 @@ class LineEnhancer:
             wi = self._twi[:N // 2:step][:half]
             self._stage_tw.append((wr, wi))
             self._stage_tw_inv.append((wr, -wi))
-        self._ks = np.arange(BINS) % M  # split: C[k] with conj(C[128 - k])
-        self._kc = (M - np.arange(BINS)) % M
-        self._km = M - np.arange(M)  # merge: Z[k] with conj(Z[128 - k])
 
     def process(self, x, out):
         if self.kernels is not None:
@@ -304,17 +301,34 @@ def fft_rows(st, re, im, inverse, chunk=256):
 def split_rows(st, cr, ci):
     """Bins 0..128 of the real frame from its packed transform C (m, 128):
     X[k] = (s + round(W^k (-i d) / 128) + 2) >> 2 with s, d = C[k] +- conj(C[128 - k])."""
-    ar = cr[:, st._ks]
-    ai = ci[:, st._ks]
-    br = cr[:, st._kc]
-    bi = ci[:, st._kc]
-    sr = ar + br  # b is conj(C[128 - k]): its imaginary part is -bi
+    m = cr.shape[0]
+    ar = np.empty((m, BINS), dtype=np.int32)  # C[k mod 128], k = 0..128
+    ai = np.empty((m, BINS), dtype=np.int32)
+    ar[:, :M] = cr
+    ar[:, M] = cr[:, 0]
+    ai[:, :M] = ci
+    ai[:, M] = ci[:, 0]
+    br = ar[:, ::-1]  # C[(128 - k) mod 128]; b is its conjugate: imaginary part -bi
+    bi = ai[:, ::-1]
+    sr = ar + br
     si = ai - bi
     er = ai + bi  # -i d: (d.im, -d.re), d = (ar - br, ai + bi)
     ei = br - ar
-    tr = (er * st._twr - ei * st._twi + 64) >> TQ
-    ti = (er * st._twi + ei * st._twr + 64) >> TQ
-    return (sr + tr + 2) >> 2, (si + ti + 2) >> 2
+    tr = er * st._twr
+    tr -= ei * st._twi
+    tr += 64
+    tr >>= TQ
+    ti = er * st._twi
+    ti += ei * st._twr
+    ti += 64
+    ti >>= TQ
+    sr += tr
+    sr += 2
+    sr >>= 2
+    si += ti
+    si += 2
+    si >>= 2
+    return sr, si
 
 
 def merge_rows(st, zr, zi):
@@ -323,17 +337,30 @@ def merge_rows(st, zr, zi):
     s, d = Z[k] +- conj(Z[128 - k])."""
     ar = zr[:, :M]
     ai = zi[:, :M]
-    br = zr[:, st._km]
-    bi = zi[:, st._km]
+    br = zr[:, M:0:-1]  # Z[128 - k]
+    bi = zi[:, M:0:-1]
     sr = ar + br
     si = ai - bi
-    fr = -(ai + bi)  # i d: (-d.im, d.re), d = (ar - br, ai + bi)
-    fi = ar - br
+    fi = ar - br  # i d: (-d.im, d.re), d = (ar - br, ai + bi)
+    fr = ai + bi
+    np.negative(fr, out=fr)
     wr = st._twr[:M]
     wi = st._twi[:M]
-    tr = (fr * wr + fi * wi + 64) >> TQ
-    ti = (fi * wr - fr * wi + 64) >> TQ
-    return (sr + tr + 1) >> 1, (si + ti + 1) >> 1
+    tr = fr * wr
+    tr += fi * wi
+    tr += 64
+    tr >>= TQ
+    ti = fi * wr
+    ti -= fr * wi
+    ti += 64
+    ti >>= TQ
+    sr += tr
+    sr += 1
+    sr >>= 1
+    si += ti
+    si += 1
+    si >>= 1
+    return sr, si
 
 
 def _predict_segment(st, xr, xi, h0, s):
@@ -386,10 +413,28 @@ def _predict_segment(st, xr, xi, h0, s):
     return er, ei
 
 
+BLOCK_HOPS = const(512)  # process_block's chunk: its arrays stay in the cache
+
+
 def process_block(st, x):
     """Enhance m hops at once: x is int64 (m, 128); returns int64 (m, 128), the output
     hops, and leaves `st` (a LineEnhancer on its numpy path) as m calls of process would,
     except `st.hops`, which the caller advances."""
+    m = x.shape[0]
+    if m <= BLOCK_HOPS:
+        return _process_chunk(st, x)
+    hops0 = st.hops
+    out = np.empty((m, HOP), dtype=np.int64)
+    try:
+        for b0 in range(0, m, BLOCK_HOPS):
+            out[b0:b0 + BLOCK_HOPS] = _process_chunk(st, x[b0:b0 + BLOCK_HOPS])
+            st.hops += min(BLOCK_HOPS, m - b0)
+    finally:
+        st.hops = hops0
+    return out
+
+
+def _process_chunk(st, x):
     m = x.shape[0]
     gs, shifts = gains_for(st.head, np.max(np.abs(x), axis=1))
     gs = np.array(gs, dtype=np.int64)[:, None]

@@ -84,7 +84,8 @@ def test_quiet_input_is_scaled_up_before_the_transforms(enh):
 
 
 def test_per_hop_and_block_paths_give_the_same_integers(enh):
-    x = awkward_signal()
+    x = awkward_signal(seconds=6.0)  # 750 hops: process_block runs it in two chunks
+    assert len(x) // enh.HOP > enh.BLOCK_HOPS
     y1, _, s1 = run(enh, x)
     y2, _, s2 = run(enh, x, per_hop=True)
     assert np.array_equal(y1, y2)
