@@ -257,8 +257,8 @@ def _rescale(a, s):
 
 def fft_rows(st, re, im, inverse, chunk=256):
     """The packed transform's fixed-point radix-2 FFT of rows (int32 arrays of shape
-    (m, 128)), natural order in and out, every stage halving: returns DFT / 128 (forward)
-    or IDFT (inverse), as int32.
+    (m, 128)), natural order in and out, every stage halving: returns DFT / 128 (forward,
+    twiddles W^k) or the inverse's sum / 128 (conjugate twiddles), as int32.
 
     Stage by stage, the butterflies of a row are views of it reshaped into groups
     (u = first half of each group, v = second half); int32 holds every value (§8 bounds:

@@ -1,15 +1,15 @@
-"""The line enhancer's FFT, frame, predictor, bit reversal and overlap-add in Thumb
+"""The line enhancer's frame, FFT, split, predictor, merge and overlap-add in Thumb
 assembly (ARM Cortex-M boards: RP2040, RP2350).
 
 airmark: thumb-only (mpy-cross -march=armv6m/armv7m; ESP32 and unix builds cannot compile
 it, and `airmark flash` leaves it out there). airmark_enhancer_viper uses it when it
-imports, else its viper kernels (_fft, _frame, _predict, _bitrev, _overlap_add). Both compute the
-same integers: every butterfly t = (v * w + 64) >> 7 per component,
-u' = (u + t + 1) >> 1, v' = (u - t + 1) >> 1 (docs/ALGORITHM.md §8). On an emulated
-RP2040 a transform takes 0.76 ms instead of 2.9 ms and the predictor 0.37 ms instead of
-0.94 (its divisions: 8-bit restoring division, saturated at |a| = 256), and every kernel
-here matched its viper twin bit for bit. Only Thumb-1 instructions are used, and the
-high registers r8-r11 they borrow are saved and restored.
+imports, else its viper kernels (_peak, _frame, _fft, _split, _predict, _merge,
+_overlap_add). Both compute the same integers: every butterfly t = (v * w + 64) >> 7 per
+component, u' = (u + t + 1) >> 1, v' = (u - t + 1) >> 1 (docs/ALGORITHM.md §8). On an
+emulated RP2040 a 128-point transform takes 0.19 ms instead of 1.26 ms and the predictor
+0.32 ms instead of 0.83 (its divisions: 8-bit restoring division, unrolled, saturated at
+|a| = 256), and the whole enhancer matched its viper twin bit for bit. Only Thumb-1
+instructions are used, and the high registers r8-r11 they borrow are saved and restored.
 """
 
 import array
@@ -270,7 +270,7 @@ def window_table(win, rev):
 
 
 def stage_twiddles(tw, inverse):
-    """The (wr, wi) pairs of every stage in the order _stage reads them, from the
+    """The (wr, wi) pairs of every stage in the order fft reads them, from the
     enhancer's int16 twiddle table (conjugated for the inverse), as array('i')."""
     out = array.array("i")
     half = 1
