@@ -177,7 +177,8 @@ class Detector:
                 raise ValueError("this key's line enhancer needs viper (MicroPython) or numpy")
             import airmark_enhancer
 
-            self.enhancer = airmark_enhancer.LineEnhancer(use_kernels=use_kernels)
+            self.enhancer = airmark_enhancer.LineEnhancer(use_kernels=use_kernels,
+                                                          band_hz=record["band_hz"])
             self.latency_samples = airmark_enhancer.HOP
         self.threshold = float(record["threshold"])
         self.threshold_q8 = int(self.threshold * 256 + 0.5)

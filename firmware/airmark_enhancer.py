@@ -17,7 +17,8 @@ Per hop of 128 int16 samples x (all integers, floor shifts):
             bin k <= 128: s = C[k] + conj(C[128-k]), d = C[k] - conj(C[128-k]),
             t = round(W^k (-i d) / 128) with W^k = round(127 e^(-2 pi i k / 256)),
             X[k] = (s + t + 2) >> 2  (X = DFT256(v) / 256, |X| < 2**14 + 1300)
-  predictor per bin k <= 128, with X2 the bin two hops back, p = X >> PSHIFT and
+  predictor per bin k of the key's band (lo..hi; E = 0 outside: the detector looks
+            only there), with X2 the bin two hops back, p = X >> PSHIFT and
             q = X2 >> PSHIFT: a = R_xy * 128 // (R_xx + 1), clamped to +-A_MAX;
             E = X - round(a * X2 / 128); then R_xy += p conj(q) - floor(3 R_xy / 32)
             and R_xx += |q|^2 - floor(3 R_xx / 32) (forgetting factor 29/32)
@@ -60,6 +61,7 @@ try:
 except (ImportError, SyntaxError):
     _kernels = None
 
+FS = const(16000)  # the detector's sample rate
 N = const(256)  # frame (samples)
 HOP = const(128)  # hop (samples), the detector's
 BINS = const(129)  # bins 0..N/2 of a real frame
@@ -114,6 +116,14 @@ def _twiddles():
     return t
 
 
+def band_bins(band_hz):
+    """(lo, hi): the bins whose centres lie within the band, widened to whole bins
+    (150-6000 Hz: bins 2..96 of 62.5 Hz)."""
+    lo = int(band_hz[0]) * N // FS
+    hi = -(-int(band_hz[1]) * N // FS)
+    return max(0, min(lo, BINS - 1)), max(0, min(hi, BINS - 1))
+
+
 def fit_gain(peak):
     """Largest g <= G_MAX with peak * 2**g < 2**PEAK_BITS, or G_MIN (peak >= 0)."""
     g = G_MIN
@@ -132,12 +142,15 @@ EH_SIZE = const(4)
 
 class LineEnhancer:
     """Streaming line enhancer: `process(x, out)` takes a hop of 128 int16 samples and
-    writes the enhanced hop (one hop late) into `out` (int16 array of 128)."""
+    writes the enhanced hop (one hop late) into `out` (int16 array of 128). `band_hz`
+    (the key's band) limits it to the bins there (band_bins); None keeps every bin."""
 
-    def __init__(self, *, use_kernels=True):
+    def __init__(self, *, use_kernels=True, band_hz=None):
         self.kernels = _kernels if (use_kernels and _kernels is not None) else None
         if self.kernels is None and (np is None or ULAB):
             raise ValueError("the line enhancer needs the viper kernels or CPython numpy")
+        self.lo, self.hi = band_bins(band_hz) if band_hz is not None else (0, BINS - 1)
+        self.band = self.lo | (self.hi << 8)
         self.window = _window_q8()
         self.twiddles = _twiddles()
         self.bitrev = _bitrev_table()
@@ -157,7 +170,7 @@ class LineEnhancer:
         else:
             self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev,
                                                           self.spec, self.past, self.rxy,
-                                                          self.rxx)
+                                                          self.rxx, self.lo, self.hi)
 
     def state_bytes(self):
         extra = 0
@@ -199,7 +212,7 @@ class LineEnhancer:
             k = self.kernels
             k.hop(x, out, self.xin, self.z, self.spec, self.past, self.rxy, self.rxx,
                   self.tail, self.head, self.window, self.twiddles, self.bitrev,
-                  self.hops & 1, self.thumb_tables)
+                  self.hops & 1, self.thumb_tables, self.band)
         else:
             out[:] = process_block(self, np.asarray(x, dtype=np.int64).reshape(1, HOP))[0]
         self.hops += 1
@@ -365,12 +378,16 @@ def merge_rows(st, zr, zi):
 
 def _predict_segment(st, xr, xi, h0, s):
     """The predictor over k hops from absolute hop h0, after a gain step of s at h0 (0:
-    none) and with no step inside; returns (E re, E im) as (k, BINS) and updates the
-    past spectra and R. Only R's recursion runs hop by hop (its floors chain)."""
+    none) and with no step inside, on the band's bins (xr, xi: (k, hi - lo + 1)); returns
+    (E re, E im) of the same shape and updates the past spectra and R there. Only R's
+    recursion runs hop by hop (its floors chain)."""
     k = xr.shape[0]
     i32 = np.int32
-    past = np.array(st.past, dtype=i32).reshape(DELAY_HOPS, 2, BINS)
-    r = np.array(list(st.rxy) + list(st.rxx), dtype=i32).reshape(3, BINS)
+    lo, hi = st.lo, st.hi + 1
+    past_all = np.array(st.past, dtype=i32).reshape(DELAY_HOPS, 2, BINS)
+    r_all = np.array(list(st.rxy) + list(st.rxx), dtype=i32).reshape(3, BINS)
+    past = past_all[:, :, lo:hi]
+    r = np.ascontiguousarray(r_all[:, lo:hi])
     if s:
         past = _rescale(past, s)
         r = _rescale(r, 2 * s)
@@ -382,7 +399,7 @@ def _predict_segment(st, xr, xi, h0, s):
     qr = x2r >> PSHIFT
     qi = x2i >> PSHIFT
     terms = np.stack([pr * qr + pim * qi, pim * qr - pr * qi, qr * qr + qi * qi], axis=1)
-    hist = np.empty((k + 1, 3, BINS), dtype=i32)  # R before each hop, then after the last
+    hist = np.empty((k + 1, 3, hi - lo), dtype=i32)  # R before each hop, then after the last
     hist[0] = r
     tmp = np.empty_like(r)
     # in place: the per-hop cost is four ufunc calls, with their views and scalars made once
@@ -407,9 +424,11 @@ def _predict_segment(st, xr, xi, h0, s):
     for i in range(max(0, k - DELAY_HOPS), k):
         past[(h0 + i) % 2, 0] = xr[i]
         past[(h0 + i) % 2, 1] = xi[i]
-    st.past[:] = array.array("i", [int(v) for v in past.reshape(-1)])
-    st.rxy[:] = array.array("i", [int(v) for v in r[:2].reshape(-1)])
-    st.rxx[:] = array.array("i", [int(v) for v in r[2]])
+    past_all[:, :, lo:hi] = past
+    r_all[:, lo:hi] = r
+    st.past[:] = array.array("i", [int(v) for v in past_all.reshape(-1)])
+    st.rxy[:] = array.array("i", [int(v) for v in r_all[:2].reshape(-1)])
+    st.rxx[:] = array.array("i", [int(v) for v in r_all[2]])
     return er, ei
 
 
@@ -448,12 +467,13 @@ def _process_chunk(st, x):
     v = ((p + ((1 << sh) >> 1)) >> sh) << np.maximum(gs - WQ, 0).astype(i32)
     cr, ci = fft_rows(st, v[:, 0::2], v[:, 1::2], False)
     xr, xi = split_rows(st, cr, ci)
-    er = np.empty((m, BINS), dtype=i32)
-    ei = np.empty((m, BINS), dtype=i32)
+    lo, hi = st.lo, st.hi + 1
+    er = np.zeros((m, BINS), dtype=i32)  # 0 outside the band
+    ei = np.zeros((m, BINS), dtype=i32)
     starts = [0] + [b for b in range(1, m) if shifts[b]] + [m]
     for b0, b1 in zip(starts[:-1], starts[1:]):
-        er[b0:b1], ei[b0:b1] = _predict_segment(
-            st, xr[b0:b1], xi[b0:b1], st.hops + b0, shifts[b0])
+        er[b0:b1, lo:hi], ei[b0:b1, lo:hi] = _predict_segment(
+            st, xr[b0:b1, lo:hi], xi[b0:b1, lo:hi], st.hops + b0, shifts[b0])
     er <<= INV_GAIN_SHIFT
     ei <<= INV_GAIN_SHIFT
     yr, yi = merge_rows(st, er, ei)

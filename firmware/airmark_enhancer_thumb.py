@@ -291,11 +291,11 @@ def split_twiddles(tw):
     return array.array("i", tw)
 
 
-def tables(tw, win, rev, spec, past, rxy, rxx):
+def tables(tw, win, rev, spec, past, rxy, rxx, lo, hi):
     """(forward stage twiddles, inverse stage twiddles, window table, predictor work
-    block, split/merge twiddles) for airmark_enhancer_viper.hop."""
+    block, split/merge twiddles) for airmark_enhancer_viper.hop, bins lo..hi."""
     return (stage_twiddles(tw, False), stage_twiddles(tw, True), window_table(win, rev),
-            predict_block(spec, past, rxy, rxx), split_twiddles(tw))
+            predict_block(spec, past, rxy, rxx, lo, hi), split_twiddles(tw))
 
 
 @micropython.asm_thumb
@@ -306,29 +306,36 @@ def _addr(r0):
 
 @micropython.asm_thumb
 def _predict(r0, r1):
-    # r0 = work block S (int32 x 24; S[20..23] = addresses of spec, past, rxy, rxx), r1 = slot.
-    # airmark_enhancer_viper._predict for bins 0..128; S[0..8] hold
-    # one bin's values (xr, xi, yr, yi, cr, ci, cx, ar, ai), S[10..16] the pointers and
-    # the bins left.
+    # r0 = work block S (int32 x 24; S[20..23] = addresses of spec, past, rxy, rxx,
+    # S[17] = 4 lo, S[18] = hi - lo + 1), r1 = slot. airmark_enhancer_viper._predict for
+    # bins lo..hi; S[0..8] hold one bin's values (xr, xi, yr, yi, cr, ci, cx, ar, ai),
+    # S[10..16] the pointers and the bins left.
     mov(r7, r0)
     mov(r2, 129)
     lsl(r3, r2, 3)
     mul(r3, r1)             # slot * 1032 bytes
+    ldr(r6, [r7, 68])       # 4 lo
     ldr(r4, [r7, 84])
     add(r4, r4, r3)
+    add(r4, r4, r6)
     str(r4, [r7, 44])       # past re
     lsl(r3, r2, 2)          # 516 bytes: re -> im
     add(r4, r4, r3)
     str(r4, [r7, 48])       # past im
     ldr(r4, [r7, 80])
+    add(r4, r4, r6)
+    add(r4, r4, r6)
     str(r4, [r7, 40])       # spec
     ldr(r4, [r7, 88])
+    add(r4, r4, r6)
     str(r4, [r7, 52])       # rxy re
     add(r4, r4, r3)
     str(r4, [r7, 56])       # rxy im
     ldr(r4, [r7, 92])
+    add(r4, r4, r6)
     str(r4, [r7, 60])       # rxx
-    str(r2, [r7, 64])       # 129 bins
+    ldr(r2, [r7, 72])
+    str(r2, [r7, 64])       # bins left
     label(BIN)
     ldr(r0, [r7, 40])
     ldr(r1, [r0, 0])
@@ -549,20 +556,26 @@ def _predict(r0, r1):
 
 
 @micropython.asm_thumb
-def _split(r0, r1, r2):
+def _split(r0, r1, r2, r3):
     # r0 = z (the packed transform C, 128 (re, im) int32, natural order), r1 = spec (129
-    # (re, im) int32), r2 = W^k pairs (split_twiddles). For k = 0..128:
-    # s, d = C[k] +- conj(C[128 - k]); X[k] = (s + ((W^k (-i d) + 64) >> 7) + 2) >> 2
+    # (re, im) int32), r2 = W^k pairs (split_twiddles), r3 = lo | hi << 8. For
+    # k = lo..hi: s, d = C[k] +- conj(C[128 - k]); X[k] = (s + ((W^k (-i d) + 64) >> 7)
+    # + 2) >> 2
     mov(r4, r8)
     mov(r5, r9)
     mov(r6, r10)
     mov(r7, r11)
     push({r4, r5, r6, r7})
     mov(r8, r0)             # z
-    mov(r0, r1)             # spec, advancing
-    mov(r1, r2)             # twiddles, advancing
-    mov(r4, 0)
-    mov(r9, r4)             # k
+    lsr(r4, r3, 8)
+    add(r4, 1)
+    mov(r12, r4)            # hi + 1
+    mov(r4, 255)
+    and_(r3, r4)            # lo
+    mov(r9, r3)             # k
+    lsl(r3, r3, 3)
+    add(r0, r1, r3)         # spec + 8 lo, advancing
+    add(r1, r2, r3)         # twiddles + 8 lo, advancing
     label(LOOP)
     mov(r4, r8)
     mov(r2, r9)
@@ -616,7 +629,8 @@ def _split(r0, r1, r2):
     mov(r2, r9)
     add(r2, 1)
     mov(r9, r2)
-    cmp(r2, 129)
+    mov(r3, r12)
+    cmp(r2, r3)
     blt(LOOP)
     pop({r4, r5, r6, r7})
     mov(r8, r4)
@@ -703,9 +717,12 @@ def _merge(r0, r1, r2, r3):
     mov(r11, r7)
 
 
-def predict_block(spec, past, rxy, rxx):
-    """The work block _predict needs for these arrays (made once: their addresses)."""
+def predict_block(spec, past, rxy, rxx, lo, hi):
+    """The work block _predict needs for these arrays and bins lo..hi (made once: their
+    addresses)."""
     s = array.array("i", (0 for _ in range(24)))
+    s[17] = 4 * lo
+    s[18] = hi - lo + 1
     s[20] = _addr(spec)
     s[21] = _addr(past)
     s[22] = _addr(rxy)

@@ -16,11 +16,11 @@ except (ImportError, SyntaxError, ValueError, NotImplementedError):
     _thumb = None
 
 
-def thumb_tables(tw, win, rev, spec, past, rxy, rxx):
+def thumb_tables(tw, win, rev, spec, past, rxy, rxx, lo, hi):
     """The Thumb kernels' tables (airmark_enhancer_thumb.tables), or None without them."""
     if _thumb is None:
         return None
-    return _thumb.tables(tw, win, rev, spec, past, rxy, rxx)
+    return _thumb.tables(tw, win, rev, spec, past, rxy, rxx, lo, hi)
 
 
 @micropython.viper
@@ -155,13 +155,15 @@ def _frame(x: ptr16, xin: ptr16, z: ptr32, win: ptr16, rev: ptr8, g: int):
 
 
 @micropython.viper
-def _split(z: ptr32, spec: ptr32, tw: ptr16):
-    """Bins 0..128 of the real frame from its packed transform C in z (natural order):
-    s, d = C[k] +- conj(C[128 - k]); X[k] = (s + round(W^k (-i d) / 128) + 2) >> 2."""
+def _split(z: ptr32, spec: ptr32, tw: ptr16, band: int):
+    """Bins lo..hi (band = lo | hi << 8) of the real frame from its packed transform C in
+    z (natural order): s, d = C[k] +- conj(C[128 - k]);
+    X[k] = (s + round(W^k (-i d) / 128) + 2) >> 2."""
     sgn = 1 << 29
     sgn = sgn << 2
-    k = 0
-    while k < 129:
+    k = band & 255
+    hi = band >> 8
+    while k <= hi:
         a = 2 * (k & 127)
         b = 2 * ((128 - k) & 127)
         ar = int((z[a] ^ sgn)) - sgn
@@ -205,14 +207,16 @@ def _merge(spec: ptr32, z: ptr32, tw: ptr16, rev: ptr8):
 
 
 @micropython.viper
-def _predict(z: ptr32, past: ptr32, rxy: ptr32, rxx: ptr32, slot: int):
-    """Per bin k <= 128 of z (the spectrum, (re, im) pairs): E = X - a * X(two hops back),
-    statistics updated; E * 16 left in z; X saved in past[slot]."""
+def _predict(z: ptr32, past: ptr32, rxy: ptr32, rxx: ptr32, slot: int, band: int):
+    """Per bin k = lo..hi (band = lo | hi << 8) of z (the spectrum, (re, im) pairs):
+    E = X - a * X(two hops back), statistics updated; E * 16 left in z; X saved in
+    past[slot]. Bins outside stay 0."""
     sgn = 1 << 29
     sgn = sgn << 2
     pb = slot * 258  # past layout: [slot][re, im][129]
-    k = 0
-    while k < 129:
+    k = band & 255
+    hi = band >> 8
+    while k <= hi:
         xr = int((z[2 * k] ^ sgn)) - sgn
         xi = int((z[2 * k + 1] ^ sgn)) - sgn
         yr = int((past[pb + k] ^ sgn)) - sgn
@@ -268,9 +272,10 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
         n += 1
 
 
-def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt):
+def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt, band):
     """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
-    then all but the AGC and the rescaling run in assembly)."""
+    then all but the AGC and the rescaling run in assembly; band = lo | hi << 8, the
+    bins the predictor works on)."""
     if tt is not None:
         s = _agc(_thumb._shift_in(xin, x), head)
     else:
@@ -283,7 +288,7 @@ def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt
     if tt is not None:
         _thumb._window(xin, tt[2], z, head[0])
         _thumb.fft(z, tt[0])
-        _thumb._split(z, spec, tt[4])
+        _thumb._split(z, spec, tt[4], band)
         _thumb._predict(tt[3], slot)
         _thumb._merge(spec, z, tt[4], rev)
         _thumb.fft(z, tt[1])
@@ -291,8 +296,8 @@ def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt
     else:
         _frame(x, xin, z, win, rev, head[0])
         _fft(z, tw, 0)
-        _split(z, spec, tw)
-        _predict(spec, past, rxy, rxx, slot)
+        _split(z, spec, tw, band)
+        _predict(spec, past, rxy, rxx, slot, band)
         _merge(spec, z, tw, rev)
         _fft(z, tw, 1)
         _overlap_add(z, win, tail, out)

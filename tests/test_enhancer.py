@@ -206,6 +206,43 @@ def test_key_field_is_validated_and_in_the_checksum():
     r = dict(rec, block_samples=512)
     with pytest.raises(AirmarkError, match="line_enhancer needs block_samples 256"):
         keys.validate(r)
+    # every calibrated shape has its own enhancer threshold
+    j3 = keys.generate(9, line_enhancer=True, lag_periods=3)
+    assert j3["threshold"] == keys.ENHANCED_J3_THRESHOLD
+    long_key = keys.generate(9, key_seconds=6, line_enhancer=True)
+    assert long_key["lag_periods"] == 3
+    assert long_key["threshold"] == keys.ENHANCED_LONG_KEY_THRESHOLD
+    assert keys.enhancer_twin(keys.generate(9, lag_periods=3))["threshold"] == \
+        keys.ENHANCED_J3_THRESHOLD
+    assert keys.threshold_constant(2.0, 4, line_enhancer=1) is None
+
+
+def test_the_enhancer_works_only_in_the_keys_band(enh):
+    """band_bins covers the band with whole 62.5 Hz bins, and the enhanced signal keeps
+    almost nothing outside them: against the full-band enhancer, tones below and above
+    the band drop by more than 20 dB while one inside keeps its level (it is not steady:
+    its level changes every 20 ms, so the predictor cannot take it). The out-of-band
+    bins' statistics stay 0."""
+    assert enh.band_bins((150, 6000)) == (2, 96)
+    assert enh.band_bins((0, 8000)) == (0, 128)
+    t = np.arange(3 * FS) / FS
+    env = 1 + 0.8 * np.sign(np.sin(2 * np.pi * 25 * t))
+    inside = 3000 * env * np.sin(2 * np.pi * 1000 * t)
+    outside = 3000 * env * (np.sin(2 * np.pi * 40 * t) + np.sin(2 * np.pi * 7200 * t))
+    x = np.round(inside + outside).astype(np.int16)
+    m = len(x) // enh.HOP
+    levels = []
+    for band in ((150, 6000), (0, 8000)):
+        st = enh.LineEnhancer(use_kernels=False, band_hz=band)
+        y = enh.process_block(st, x[:m * enh.HOP].astype(np.int64).reshape(m, -1)).reshape(-1)
+        spec = np.abs(np.fft.rfft(y[FS:].astype(float) * np.hanning(len(y) - FS)))
+        f = np.fft.rfftfreq(len(y) - FS, 1 / FS)
+        levels.append([spec[(f > hz - 10) & (f < hz + 10)].max() for hz in (40, 1000, 7200)])
+        if band[0]:
+            assert list(st.rxx)[:2] == [0, 0] and not any(list(st.rxx)[97:])
+    (lo, mid, hi), (flo, fmid, fhi) = levels
+    assert lo < 0.1 * flo and hi < 0.1 * fhi
+    assert 0.9 < mid / fmid < 1.1
 
 
 def test_keygen_line_enhancer_option(tmp_path):

@@ -35,9 +35,13 @@ J3_THRESHOLD = 5.45
 # Keys longer than 2 s (lag_periods 3): their unmarked score has heavier tails (a sum of more
 # terms is closer to Gaussian). Calibrated on a 6 s key (`tools/calibrate.py --key`, §5).
 LONG_KEY_THRESHOLD = 5.75
-# 2 s keys with lag_periods 6 and the line enhancer in front (docs/ALGORITHM.md §8),
-# calibrated through it (`tools/calibrate.py --key KEY --key-seeds 8`, §5).
+# Keys with the line enhancer in front (docs/ALGORITHM.md §8), calibrated through it
+# (`tools/calibrate.py --key KEY --key-seeds 8`, §5): 2 s keys with lag_periods 6,
 ENHANCED_THRESHOLD = 6.00
+# keys up to 2 s with lag_periods 3 (within an RP2040's 25 % budget),
+ENHANCED_J3_THRESHOLD = 5.70
+# and longer keys (lag_periods 3).
+ENHANCED_LONG_KEY_THRESHOLD = 5.75
 
 
 def is_long_key(key_seconds):
@@ -68,7 +72,11 @@ def threshold_constant(key_seconds, lag_periods=None, line_enhancer=0):
                                           DEFAULTS["pattern_blocks"])
     nj = lag_periods
     if line_enhancer:
-        return "ENHANCED_THRESHOLD" if nj == 6 and not is_long_key(key_seconds) else None
+        if nj == 6 and not is_long_key(key_seconds):
+            return "ENHANCED_THRESHOLD"
+        if nj == 3:
+            return "ENHANCED_LONG_KEY_THRESHOLD" if is_long_key(key_seconds) else "ENHANCED_J3_THRESHOLD"
+        return None
     if nj == 6 and not is_long_key(key_seconds):
         return "DEFAULT_THRESHOLD"
     if nj == 3:
