@@ -143,9 +143,11 @@ EH_SIZE = const(4)
 class LineEnhancer:
     """Streaming line enhancer: `process(x, out)` takes a hop of 128 int16 samples and
     writes the enhanced hop (one hop late) into `out` (int16 array of 128). `band_hz`
-    (the key's band) limits it to the bins there (band_bins); None keeps every bin."""
+    (the key's band) limits it to the bins there (band_bins); None keeps every bin.
+    use_thumb=False keeps the viper kernels where the Thumb ones would run (to compare
+    them)."""
 
-    def __init__(self, *, use_kernels=True, band_hz=None):
+    def __init__(self, *, use_kernels=True, band_hz=None, use_thumb=True):
         self.kernels = _kernels if (use_kernels and _kernels is not None) else None
         if self.kernels is None and (np is None or ULAB):
             raise ValueError("the line enhancer needs the viper kernels or CPython numpy")
@@ -167,10 +169,14 @@ class LineEnhancer:
         self.thumb_tables = None  # the Thumb kernels' tables, where they run
         if self.kernels is None:
             self._np_setup()
-        else:
+        elif use_thumb:
             self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev,
                                                           self.spec, self.past, self.rxy,
                                                           self.rxx, self.lo, self.hi)
+            if self.thumb_tables is not None:
+                # one Python call per hop: the kernels, bound once, called from here
+                self._tk = self.kernels.thumb_kernels()
+                self.process = self._process_thumb
 
     def state_bytes(self):
         extra = 0
@@ -206,6 +212,25 @@ class LineEnhancer:
             wi = self._twi[:N // 2:step][:half]
             self._stage_tw.append((wr, wi))
             self._stage_tw_inv.append((wr, -wi))
+
+    def _process_thumb(self, x, out):
+        """process() where the Thumb kernels run (airmark_enhancer_viper.hop's ARM branch)."""
+        shift_in, agc, rescale, window, fft, split, predict, merge, overlap_add = self._tk
+        tt = self.thumb_tables
+        head = self.head
+        z = self.z
+        spec = self.spec
+        s = agc(shift_in(self.xin, x), head)
+        if s:
+            rescale(self.past, self.rxy, self.rxx, self.tail, s)
+        window(self.xin, tt[2], z, head[0])
+        fft(z, tt[0])
+        split(z, spec, tt[4], self.band)
+        predict(tt[3], self.hops & 1)
+        merge(spec, z, tt[4], self.bitrev)
+        fft(z, tt[1])
+        overlap_add(z, self.window, self.tail, out)
+        self.hops += 1
 
     def process(self, x, out):
         if self.kernels is not None:

@@ -272,6 +272,21 @@ def _overlap_add(z: ptr32, win: ptr16, tail: ptr32, out: ptr16):
         n += 1
 
 
+def rescale_state(past, rxy, rxx, tail, s):
+    """The AGC's gain step of s applied to the stored state (rare)."""
+    _rescale(past, len(past), s)
+    _rescale(rxy, len(rxy), 2 * s)
+    _rescale(rxx, len(rxx), 2 * s)
+    _rescale(tail, len(tail), s)
+
+
+def thumb_kernels():
+    """The kernels LineEnhancer._process_thumb calls, in its order."""
+    t = _thumb
+    return (t._shift_in, _agc, rescale_state, t._window, t.fft, t._split, t._predict,
+            t._merge, t._overlap_add)
+
+
 def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt, band):
     """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
     then all but the AGC and the rescaling run in assembly; band = lo | hi << 8, the
@@ -281,10 +296,7 @@ def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt
     else:
         s = _agc(_peak(x), head)
     if s:
-        _rescale(past, len(past), s)
-        _rescale(rxy, len(rxy), 2 * s)
-        _rescale(rxx, len(rxx), 2 * s)
-        _rescale(tail, len(tail), s)
+        rescale_state(past, rxy, rxx, tail, s)
     if tt is not None:
         _thumb._window(xin, tt[2], z, head[0])
         _thumb.fft(z, tt[0])

@@ -238,8 +238,8 @@ def report(r):
                % (r["esp32_240mhz_viper_share_typical_pct"], r["esp32_240mhz_ulab_only_share_typical_pct"]))
     if r.get("line_enhancer"):
         out.append("this key runs the line enhancer first: the estimates above cover the detector"
-                   " only; the enhancer adds about 1.3 ms per hop on an RP2040 at 125 MHz with"
-                   " its Thumb kernels, 4.9 ms in viper alone (cycle-counted, docs/ALGORITHM.md"
+                   " only; the enhancer adds about 1.1 ms per hop on an RP2040 at 125 MHz with"
+                   " its Thumb kernels, 4.6 ms in viper alone (cycle-counted, docs/ALGORITHM.md"
                    " section 8)")
     out.append("arrays here (CPython keeps the features as float64): detector %d B + capture %d B = %d B"
                " (the board's figure: micropython tools/bench_viper.py KEY, state_bytes)"
