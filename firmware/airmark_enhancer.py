@@ -214,7 +214,8 @@ class LineEnhancer:
             self._stage_tw_inv.append((wr, -wi))
 
     def _process_thumb(self, x, out):
-        """process() where the Thumb kernels run (airmark_enhancer_viper.hop's ARM branch)."""
+        """process() where the Thumb kernels run: airmark_enhancer_viper.hop's steps, with
+        the Thumb kernels (airmark_enhancer_thumb) in place of the viper ones."""
         shift_in, agc, rescale, window, fft, split, predict, merge, overlap_add = self._tk
         tt = self.thumb_tables
         head = self.head
@@ -237,7 +238,7 @@ class LineEnhancer:
             k = self.kernels
             k.hop(x, out, self.xin, self.z, self.spec, self.past, self.rxy, self.rxx,
                   self.tail, self.head, self.window, self.twiddles, self.bitrev,
-                  self.hops & 1, self.thumb_tables, self.band)
+                  self.hops & 1, self.band)
         else:
             out[:] = process_block(self, np.asarray(x, dtype=np.int64).reshape(1, HOP))[0]
         self.hops += 1

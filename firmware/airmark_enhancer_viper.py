@@ -287,29 +287,17 @@ def thumb_kernels():
             t._merge, t._overlap_add)
 
 
-def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, tt, band):
-    """One hop of airmark_enhancer.LineEnhancer.process (tt: thumb_tables(...) or None:
-    then all but the AGC and the rescaling run in assembly; band = lo | hi << 8, the
-    bins the predictor works on)."""
-    if tt is not None:
-        s = _agc(_thumb._shift_in(xin, x), head)
-    else:
-        s = _agc(_peak(x), head)
+def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, band):
+    """One hop of airmark_enhancer.LineEnhancer.process on the viper kernels (band =
+    lo | hi << 8, the bins the predictor works on). Where the Thumb kernels run,
+    LineEnhancer._process_thumb calls them instead (thumb_kernels)."""
+    s = _agc(_peak(x), head)
     if s:
         rescale_state(past, rxy, rxx, tail, s)
-    if tt is not None:
-        _thumb._window(xin, tt[2], z, head[0])
-        _thumb.fft(z, tt[0])
-        _thumb._split(z, spec, tt[4], band)
-        _thumb._predict(tt[3], slot)
-        _thumb._merge(spec, z, tt[4], rev)
-        _thumb.fft(z, tt[1])
-        _thumb._overlap_add(z, win, tail, out)
-    else:
-        _frame(x, xin, z, win, rev, head[0])
-        _fft(z, tw, 0)
-        _split(z, spec, tw, band)
-        _predict(spec, past, rxy, rxx, slot, band)
-        _merge(spec, z, tw, rev)
-        _fft(z, tw, 1)
-        _overlap_add(z, win, tail, out)
+    _frame(x, xin, z, win, rev, head[0])
+    _fft(z, tw, 0)
+    _split(z, spec, tw, band)
+    _predict(spec, past, rxy, rxx, slot, band)
+    _merge(spec, z, tw, rev)
+    _fft(z, tw, 1)
+    _overlap_add(z, win, tail, out)
