@@ -337,6 +337,27 @@ def fft_rows(st, re, im, inverse, chunk=256):
     return outr, outi
 
 
+def _rotate_add(sr, si, er, ei, wr, wi, shift):
+    """(s + round(w e / 128) + 2**(shift - 1)) >> shift per component, w = wr + i wi (Q7):
+    the split's and the merge's last step, in place on s."""
+    tr = er * wr
+    tr -= ei * wi
+    tr += 64
+    tr >>= TQ
+    ti = er * wi
+    ti += ei * wr
+    ti += 64
+    ti >>= TQ
+    half = 1 << (shift - 1)
+    sr += tr
+    sr += half
+    sr >>= shift
+    si += ti
+    si += half
+    si >>= shift
+    return sr, si
+
+
 def split_rows(st, cr, ci):
     """Bins 0..128 of the real frame from its packed transform C (m, 128):
     X[k] = (s + round(W^k (-i d) / 128) + 2) >> 2 with s, d = C[k] +- conj(C[128 - k])."""
@@ -349,25 +370,8 @@ def split_rows(st, cr, ci):
     ai[:, M] = ci[:, 0]
     br = ar[:, ::-1]  # C[(128 - k) mod 128]; b is its conjugate: imaginary part -bi
     bi = ai[:, ::-1]
-    sr = ar + br
-    si = ai - bi
-    er = ai + bi  # -i d: (d.im, -d.re), d = (ar - br, ai + bi)
-    ei = br - ar
-    tr = er * st._twr
-    tr -= ei * st._twi
-    tr += 64
-    tr >>= TQ
-    ti = er * st._twi
-    ti += ei * st._twr
-    ti += 64
-    ti >>= TQ
-    sr += tr
-    sr += 2
-    sr >>= 2
-    si += ti
-    si += 2
-    si >>= 2
-    return sr, si
+    # -i d = (d.im, -d.re) with d = (ar - br, ai + bi)
+    return _rotate_add(ar + br, ai - bi, ai + bi, br - ar, st._twr, st._twi, 2)
 
 
 def merge_rows(st, zr, zi):
@@ -378,28 +382,8 @@ def merge_rows(st, zr, zi):
     ai = zi[:, :M]
     br = zr[:, M:0:-1]  # Z[128 - k]
     bi = zi[:, M:0:-1]
-    sr = ar + br
-    si = ai - bi
-    fi = ar - br  # i d: (-d.im, d.re), d = (ar - br, ai + bi)
-    fr = ai + bi
-    np.negative(fr, out=fr)
-    wr = st._twr[:M]
-    wi = st._twi[:M]
-    tr = fr * wr
-    tr += fi * wi
-    tr += 64
-    tr >>= TQ
-    ti = fi * wr
-    ti -= fr * wi
-    ti += 64
-    ti >>= TQ
-    sr += tr
-    sr += 1
-    sr >>= 1
-    si += ti
-    si += 1
-    si >>= 1
-    return sr, si
+    # i d = (-d.im, d.re) with d = (ar - br, ai + bi)
+    return _rotate_add(ar + br, ai - bi, -(ai + bi), ar - br, st._twr[:M], -st._twi[:M], 1)
 
 
 def _predict_segment(st, xr, xi, h0, s):
