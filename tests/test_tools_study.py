@@ -88,5 +88,5 @@ def test_bench_host_reports_all_three(tmp_path):
                         "5", "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    for k in ("embed", "detect_cpython", "detect_micropython"):
+    for k in ("embed", "detect_cpython", "detect_cpython_line_enhancer", "detect_micropython"):
         assert out[k]["x_realtime"] > 1, out

@@ -9,8 +9,9 @@ only ever slow a run down):
 - embed: `embed.embed_file` on S seconds of 44.1 kHz stereo PCM_16 (read, mark,
   limit, write, sidecar), CPU and wall time;
 - detect (CPython): `detect.detect_samples` on S seconds of 16 kHz int16, through the
-  core's vectorised twin `airmark_batch` (what `airmark detect` runs) and, for
-  comparison, through the core's per-hop array-ops path (`--per-hop`);
+  core's vectorised twin `airmark_batch` (what `airmark detect` runs), with the key and
+  with its line-enhancer twin (docs/ALGORITHM.md §8), and, for comparison, through the
+  core's per-hop array-ops path (`--per-hop`);
 - detect (MicroPython): `detect.detect_file_micropython`, the board's replay loop
   with the viper kernels, wall time including interpreter start, the WAV write and
   JSON parsing (`airmark detect --micropython BIN`).
@@ -61,6 +62,10 @@ def bench(seconds, micropython):
     wall, cpu = best_of(lambda: detect.detect_samples(x16, key))
     out["detect_cpython"] = {"x_realtime": round(seconds / wall, 1),
                              "x_realtime_cpu": round(seconds / cpu, 1)}
+    twin = keys.enhancer_twin(key)
+    wall, cpu = best_of(lambda: detect.detect_samples(x16, twin))
+    out["detect_cpython_line_enhancer"] = {"x_realtime": round(seconds / wall, 1),
+                                           "x_realtime_cpu": round(seconds / cpu, 1)}
     wall, cpu = best_of(lambda: detect.detect_samples(x16, key, per_hop=True))
     out["detect_cpython_per_hop"] = {"x_realtime": round(seconds / wall, 1),
                                      "x_realtime_cpu": round(seconds / cpu, 1)}
@@ -89,6 +94,9 @@ def main(argv=None):
           % (r["embed"]["x_realtime"], r["embed"]["x_realtime_cpu"]))
     print("  detect, CPython + numpy   %7.1f wall  %7.1f cpu   (target >= 300)"
           % (r["detect_cpython"]["x_realtime"], r["detect_cpython"]["x_realtime_cpu"]))
+    print("  detect, line enhancer     %7.1f wall  %7.1f cpu   (target >= 300)"
+          % (r["detect_cpython_line_enhancer"]["x_realtime"],
+             r["detect_cpython_line_enhancer"]["x_realtime_cpu"]))
     print("  detect, CPython --per-hop %7.1f wall  %7.1f cpu"
           % (r["detect_cpython_per_hop"]["x_realtime"], r["detect_cpython_per_hop"]["x_realtime_cpu"]))
     if "detect_micropython" in r:
