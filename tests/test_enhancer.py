@@ -362,6 +362,23 @@ def test_keygen_from_makes_the_enhancer_twin_of_an_existing_key(tmp_path, capsys
     with pytest.raises(AirmarkError, match="pass --threshold"):
         keys.enhancer_twin(old)
     assert keys.enhancer_twin(old, threshold=6.5)["threshold"] == 6.5
+    # a twin with fewer lag periods: the same mark, the J = 3 enhancer's threshold
+    j3 = tmp_path / "j3.json"
+    assert cli.main(["keygen", str(j3), "--from", str(plain), "--line-enhancer",
+                     "--lag-periods", "3"]) in (0, None)
+    rec = json.loads(j3.read_text())
+    src = json.loads(plain.read_text())
+    assert rec["lag_periods"] == 3 and rec["line_enhancer"] == 1
+    assert rec["threshold"] == keys.ENHANCED_J3_THRESHOLD
+    assert [rec[f] for f in ("key_bits", "noise_seed", "key_id")] == \
+        [src[f] for f in ("key_bits", "noise_seed", "key_id")]
+    # but not more periods than the key's bits were chosen for
+    capsys.readouterr()
+    assert cli.main(["keygen", str(tmp_path / "j6.json"), "--from", str(j3),
+                     "--lag-periods", "6"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "chosen for 3 lag periods" in err[0]
+    assert not (tmp_path / "j6.json").exists()
 
 
 def test_detect_line_enhancer_flag_runs_the_keys_twin(tmp_path, capsys):

@@ -23,19 +23,21 @@ from . import keys
                    "--lag-periods 3) instead of 12.6 % (docs/ALGORITHM.md §8).")
 @click.option("--from", "from_key", default=None, type=click.Path(dir_okay=False), metavar="KEY",
               help="Copy KEY (the same mark) and change only detector settings: "
-                   "--line-enhancer, --threshold.")
+                   "--line-enhancer, --lag-periods (up to the key's own), --threshold.")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
 def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, from_key, force,
             as_json):
     """Generate a key file: the binary inversion sequence, noise seed and threshold."""
     if from_key:
-        if seed is not None or key_seconds is not None or lag_periods is not None:
-            raise click.UsageError("--from keeps the key's mark: --seed, --seconds and "
-                                   "--lag-periods do not apply")
+        if seed is not None or key_seconds is not None:
+            raise click.UsageError("--from keeps the key's mark: --seed and --seconds do not "
+                                   "apply")
         record = keys.load(from_key)
-        if line_enhancer and not record.get("line_enhancer"):
-            record = keys.enhancer_twin(record, threshold)
+        new_front = line_enhancer and not record.get("line_enhancer")
+        if new_front or (lag_periods is not None and lag_periods != record["lag_periods"]):
+            record = keys.detector_twin(record, line_enhancer=line_enhancer,
+                                        lag_periods=lag_periods, threshold=threshold)
         elif threshold is not None:
             record = keys.with_threshold(record, threshold)
     else:

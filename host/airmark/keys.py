@@ -179,20 +179,34 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     return record
 
 
-def enhancer_twin(record, threshold=None):
-    """The same key, so the same mark, with the line enhancer in front of its detector
-    (docs/ALGORITHM.md §8) and the enhancer's calibrated threshold, or `threshold`."""
+def detector_twin(record, *, line_enhancer=False, lag_periods=None, threshold=None):
+    """The same key, so the same mark, with other detector settings: the line enhancer
+    in front (docs/ALGORITHM.md §8) and/or fewer lag periods, and the calibrated threshold
+    of the new shape, or `threshold`. The key's bits were chosen for its own lag periods,
+    so more periods than it has are refused."""
     out = {k: v for k, v in record.items() if k != "checksum"}
-    out["line_enhancer"] = 1
+    if line_enhancer:
+        out["line_enhancer"] = 1
+    if lag_periods is not None:
+        if lag_periods > record["lag_periods"]:
+            raise AirmarkError("this key's bits were chosen for %d lag periods, not %d: make "
+                               "a new key for more" % (record["lag_periods"], lag_periods))
+        out["lag_periods"] = int(lag_periods)
     if threshold is None:
         secs = len(record["key_bits"]) * record["block_samples"] / float(record["sample_rate_hz"])
         if record.get("diff_weight", 1) != DEFAULTS["diff_weight"]:
-            raise AirmarkError("no calibrated line-enhancer threshold for a key with diff_weight %d: "
+            raise AirmarkError("no calibrated threshold for a key with diff_weight %d: "
                                "pass --threshold" % record.get("diff_weight", 1))
-        threshold = default_threshold(secs, record["lag_periods"], line_enhancer=1)
+        threshold = default_threshold(secs, out["lag_periods"], out.get("line_enhancer", 0))
     out["threshold"] = float(threshold)
     out["checksum"] = _ak.checksum(out)
     return validate(out)
+
+
+def enhancer_twin(record, threshold=None):
+    """The same key, so the same mark, with the line enhancer in front of its detector
+    (docs/ALGORITHM.md §8) and the enhancer's calibrated threshold, or `threshold`."""
+    return detector_twin(record, line_enhancer=True, threshold=threshold)
 
 
 def with_threshold(record, threshold):
