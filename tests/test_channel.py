@@ -91,6 +91,8 @@ def test_presets_have_the_documented_values():
     far = ChannelConfig.from_preset("far-9m")
     assert (far.distance_m, far.snr_db) == (9.0, 5.0)
     assert ChannelConfig.from_preset("spatial-speaker-6m").spatial
+    near_speaker = ChannelConfig.from_preset("spatial-speaker-1m")
+    assert near_speaker.spatial and near_speaker.distance_m == 1.0 and near_speaker.snr_db == 20.0
     assert ChannelConfig.from_preset("near-1m").distance_m == 1.0
     dig = ChannelConfig.from_preset("digital")
     assert not (dig.room or dig.loudspeaker or dig.mic or dig.spatial or dig.noise)

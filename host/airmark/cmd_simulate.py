@@ -89,7 +89,8 @@ def command(infile, outfile, preset, distance, rt60, room_dim, snr, noise, noise
     """Play INFILE through a simulated room into the board's mic; write OUTFILE.
 
     OUTFILE is a 16 kHz mono 16-bit WAV: what the board's I2S path sees. Presets:
-    digital, near-1m, living-room-6m, spatial-speaker-6m, far-9m; any knob on top.
+    digital, near-1m, living-room-6m, spatial-speaker-1m, spatial-speaker-6m, far-9m; any
+    knob on top.
     """
     cfg = build_config(preset, distance=distance, rt60=rt60, snr=snr, noise=noise,
                        noise_source=noise_source, drift_ppm=drift_ppm, codec=codec,
