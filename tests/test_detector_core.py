@@ -220,6 +220,83 @@ def test_silence_and_reset(core_numpy, diff_weight):
     assert det.hops == 0 and det.samples == 0
 
 
+def _gap_responses(key, gap_blocks):
+    """The score of a silent gap of `gap_blocks` blocks over the window's key positions
+    [a, a + gap), for every a, in quiet surroundings: pair j holds the maximum C0 over
+    [a + jP, a + gap), so D is w*C0 on that stretch's first block, (w - 1)*C0 on the
+    others and -C0 on the block after it (inside the window)."""
+    s = np.array([-1.0 if c == "1" else 1.0 for c in key["key_bits"]])
+    pb, nj, k = key["pattern_blocks"], key["lag_periods"], len(s)
+    w = key.get("diff_weight", 1)
+    out = []
+    for a in range(k - gap_blocks + 1):
+        num = den = 0.0
+        end = a + gap_blocks
+        for j in range(1, nj + 1):
+            lag = j * pb
+            m = np.zeros(k + 1)
+            m[lag:k] = s[lag:] * s[:-lag]
+            lo = a + lag
+            if lo >= end:
+                continue
+            num += w * m[lo] + (w - 1) * m[lo + 1:end].sum() - m[end]
+            den += w * w + (w - 1) ** 2 * (end - lo - 1) + (end < k)
+        if den:
+            out.append(num / np.sqrt(den))
+    return out or [0.0]
+
+
+def _silent_gap_score(det, key, gap_blocks, seed):
+    """Max score over quiet noise, a gap of digital silence, quiet noise; and the best
+    that _gap_responses predicts for a gap of that length."""
+    rng = np.random.default_rng(seed)
+    h = det.hop_samples
+    n = key["block_samples"]
+    k = len(key["key_bits"])
+    noise = lambda: rng.normal(0, 20, 3 * k * n)  # noqa: E731
+    x = np.round(np.concatenate([noise(), np.zeros(gap_blocks * n), noise()])).astype(np.int16)
+    top = 0.0
+    for i in range(len(x) // h):
+        det.feed(x[i * h:(i + 1) * h])
+        top = max(top, det.score)
+    return top, max(_gap_responses(key, gap_blocks))
+
+
+def test_silence_inside_the_window_scores_the_keys_silence_response(core_numpy):
+    """A gap of digital silence inside the window scores the key modulations' imbalance
+    over the silent stretch (keys.silence_response is the worst such gap). A key drawn
+    without keygen's rule can answer a gap with a score near a threshold; keygen keeps
+    the worst gap at most SILENCE_MAX."""
+    from airmark import fw, keys
+
+    ak = fw.module("airmark_key")
+    rng = np.random.default_rng(7)
+    bad = None
+    while bad is None:  # a random key with a strong silence response
+        bits = rng.integers(0, 2, 125)
+        if keys.silence_response(1 - 2 * bits, 8, 6) > 3.8:
+            bad = bits
+    key = keys.generate(12, threshold=9.0)
+    key["key_bits"] = "".join("1" if b else "0" for b in bad)
+    key["checksum"] = ak.checksum(key)
+    worst = keys.silence_response(1 - 2 * bad, 8, 6)
+    gap = max(range(9, 126), key=lambda g: max(_gap_responses(key, g)))
+    top, predicted = _silent_gap_score(core_numpy.Detector(key), key, gap, 1)
+    assert predicted == pytest.approx(worst)
+    assert top == pytest.approx(predicted, abs=0.35)
+    assert top > 3.4
+
+    for seed, shape in ((12, {}), (3, {"lag_periods": 3}), (4, {"key_seconds": 6.0})):
+        good = keys.generate(seed, **shape)
+        signs = 1 - 2 * np.array([int(c) for c in good["key_bits"]])
+        worst = keys.silence_response(signs, 8, good["lag_periods"])
+        # a 6 s key has ~9x the gaps, and no candidate may reach SILENCE_MAX: keygen
+        # then takes the lowest max(quality, silence), still below 19 of 20 random keys
+        assert worst <= (keys.SILENCE_MAX if not shape.get("key_seconds") else 3.0)
+        if not shape:
+            assert max(max(_gap_responses(good, g)) for g in range(9, 126)) == pytest.approx(worst)
+
+
 def test_state_fits_budget(key, core_ulab):
     det = core_ulab.Detector(key)
     assert det.state_bytes() <= 48 * 1024

@@ -95,6 +95,9 @@ def default_threshold(key_seconds, lag_periods=None, line_enhancer=0):
 
 
 _CANDIDATES = 400
+# A key must not answer digital silence (or any stretch of constant block correlations)
+# inside its window with more than this score; see silence_response.
+SILENCE_MAX = 2.5
 
 
 def _modulations(signs, pattern_blocks, lag_periods):
@@ -120,10 +123,49 @@ def key_quality(signs, pattern_blocks, lag_periods):
     return worst
 
 
+def silence_response(signs, pattern_blocks, lag_periods, diff_weight=None):
+    """The highest score a gap of digital silence inside the window can give this key.
+
+    In silence every feature is +1. Where a block and the block jP earlier are both
+    silent, pair j's block correlation is its maximum C0, so a gap covering the window's
+    key positions [a, b) holds C0 for pair j over [a + jP, b) (the gap's first jP blocks
+    still look back into sound). With the sound around the gap quiet against C0 (its C
+    near 0), D = w*C - C(one block earlier) is w*C0 on the first block of that stretch,
+    (w - 1)*C0 on the others and -C0 on the block after it. The score is then the
+    modulations' sum over the gap with those weights, over the root of the weights'
+    squares: the key's imbalance over the gap. Returns its maximum over every gap
+    (0 when none scores above 0).
+    """
+    w = float(diff_weight or DEFAULTS["diff_weight"])
+    s = np.asarray(signs, dtype=float)
+    k = len(s)
+    a = np.arange(k + 1)[:, None]  # the gap's first position
+    b = np.arange(k + 1)[None, :]  # one past its last
+    num = np.zeros((k + 1, k + 1))
+    den = np.zeros((k + 1, k + 1))
+    after = (b < k).astype(float)  # the block after the gap is inside the window
+    for j in range(1, lag_periods + 1):
+        lag = j * pattern_blocks
+        m = np.zeros(k + 1)  # m[k] = 0: past the window's end
+        m[lag:k] = s[lag:] * s[:-lag]
+        cm = np.concatenate(([0.0], np.cumsum(m)))
+        start = np.minimum(a + lag, k)  # pair j's constant stretch is [start, b)
+        run = np.maximum(b - start, 0)
+        has = run > 0
+        first = np.where(has, m[np.minimum(start, k)], 0.0)
+        rest = np.where(has, cm[np.maximum(b, start)] - cm[np.minimum(start + 1, k + 1)], 0.0)
+        num += w * first + (w - 1) * rest - np.where(has, m[b] * after, 0.0)
+        den += np.where(has, w * w + (w - 1) ** 2 * (run - 1) + after, 0.0)
+    ok = den > 0
+    return float(np.max(np.where(ok, num / np.sqrt(np.where(ok, den, 1.0)), 0.0)))
+
+
 def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=None,
              key_seconds=None, band_hz=None, threshold=None, diff_weight=None, line_enhancer=False):
-    """A new key record. The key bits are the best of many random candidates
-    (lowest worst-case leakage of steady and periodic content, see key_quality).
+    """A new key record. The key bits are the best of many random candidates: the
+    lowest worst-case leakage of steady and periodic content (key_quality) among those
+    whose silence_response is at most SILENCE_MAX; if none is (long keys), the lowest
+    max(key_quality, silence_response).
 
     diff_weight 1 gives the detector's full difference of keys made before the field
     existed (for comparisons); such a key still gets the w = 2 threshold unless
@@ -148,12 +190,23 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     rng = np.random.default_rng(seed)
-    best = None
-    for _ in range(_CANDIDATES):
-        bits = rng.integers(0, 2, nbits)
-        q = key_quality(1 - 2 * bits, pb, nj)
-        if best is None or q < best[0]:
-            best = (q, bits)
+    cands = [rng.integers(0, 2, nbits) for _ in range(_CANDIDATES)]
+    quality = [key_quality(1 - 2 * b, pb, nj) for b in cands]
+    order = sorted(range(_CANDIDATES), key=quality.__getitem__)  # stable: first of equals
+    best = None  # (max(quality, silence), index): the fallback when none is quiet enough
+    chosen = None
+    for i in order:
+        if best is not None and quality[i] >= best[0]:
+            break  # max(quality, silence) cannot beat the fallback any more
+        silence = silence_response(1 - 2 * cands[i], pb, nj, dwt)
+        if silence <= SILENCE_MAX:
+            chosen = i
+            break
+        if best is None or max(quality[i], silence) < best[0]:
+            best = (max(quality[i], silence), i)
+    if chosen is None:
+        chosen = best[1]
+    best = (quality[chosen], cands[chosen])
     key_bits = "".join("1" if b else "0" for b in best[1])
     noise_seed = int(rng.integers(0, 2 ** 31 - 1))
     kid = hashlib.sha256(("%d:%s:%d" % (seed, key_bits, noise_seed)).encode()).hexdigest()[:8]
