@@ -29,9 +29,9 @@ Per hop of 128 int16 samples x (all integers, floor shifts):
   output    y = (f_b[n] W[n] + f_(b-1)[n + 128] W[n + 128] + 128) >> 8  (sqrt-Hann OLA)
 
 The output hop lags the input by one hop (128 samples). Paths: the viper kernels
-(airmark_enhancer_viper, MicroPython; most of them in Thumb assembly on ARM boards,
-airmark_enhancer_thumb) and numpy (CPython) compute the same
-integers; ulab without viper (CircuitPython) cannot hold them exactly and is refused.
+(airmark_enhancer_viper, MicroPython; on ARM boards the whole hop in one call of Thumb
+assembly, airmark_enhancer_thumb) and numpy (CPython) compute the same integers; ulab
+without viper (CircuitPython) cannot hold them exactly and is refused.
 """
 
 try:
@@ -144,7 +144,7 @@ class LineEnhancer:
     """Streaming line enhancer: `process(x, out)` takes a hop of 128 int16 samples and
     writes the enhanced hop (one hop late) into `out` (int16 array of 128). `band_hz`
     (the key's band) limits it to the bins there (band_bins); None keeps every bin.
-    use_thumb=False keeps the viper kernels where the Thumb ones would run (to compare
+    use_thumb=False keeps the viper kernels where the Thumb hop would run (to compare
     them)."""
 
     def __init__(self, *, use_kernels=True, band_hz=None, use_thumb=True):
@@ -166,16 +166,18 @@ class LineEnhancer:
         self.rxx = array.array("i", (0 for _ in range(BINS)))
         self.tail = array.array("i", (0 for _ in range(HOP)))  # f_(b-1)[128:] * W, unshifted
         self.hops = 0
-        self.thumb_tables = None  # the Thumb kernels' tables, where they run
+        self.thumb_tables = None  # the Thumb hop's tables and block, where it runs
         if self.kernels is None:
             self._np_setup()
         elif use_thumb:
             self.thumb_tables = self.kernels.thumb_tables(self.twiddles, self.window, self.bitrev,
-                                                          self.spec, self.past, self.rxy,
-                                                          self.rxx, self.lo, self.hi)
+                                                          self.xin, self.head, self.z, self.spec,
+                                                          self.past, self.rxy, self.rxx,
+                                                          self.tail, self.lo, self.hi)
             if self.thumb_tables is not None:
-                # one Python call per hop: the kernels, bound once, called from here
-                self._tk = self.kernels.thumb_kernels()
+                # one call per hop: the Thumb hop and its block, bound once
+                self._th = self.kernels.thumb_hop()
+                self._tb = self.thumb_tables[-1]
                 self.process = self._process_thumb
 
     def state_bytes(self):
@@ -214,24 +216,11 @@ class LineEnhancer:
             self._stage_tw_inv.append((wr, -wi))
 
     def _process_thumb(self, x, out):
-        """process() where the Thumb kernels run: airmark_enhancer_viper.hop's steps, with
-        the Thumb kernels (airmark_enhancer_thumb) in place of the viper ones."""
-        shift_in, agc, rescale, window, fft, split, predict, merge, overlap_add = self._tk
-        tt = self.thumb_tables
-        head = self.head
-        z = self.z
-        spec = self.spec
-        s = agc(shift_in(self.xin, x), head)
-        if s:
-            rescale(self.past, self.rxy, self.rxx, self.tail, s)
-        window(self.xin, tt[2], z, head[0])
-        fft(z, tt[0])
-        split(z, spec, tt[4], self.band)
-        predict(tt[3], self.hops & 1)
-        merge(spec, z, tt[4], self.bitrev)
-        fft(z, tt[1])
-        overlap_add(z, self.window, self.tail, out)
-        self.hops += 1
+        """process() where the Thumb module runs: airmark_enhancer_viper.hop's steps in one
+        call of airmark_enhancer_thumb.hop, whose block holds the state's addresses."""
+        h = self.hops
+        self._th(self._tb, x, out, h & 1)
+        self.hops = h + 1
 
     def process(self, x, out):
         if self.kernels is not None:

@@ -11,16 +11,17 @@ points, hop 128, 129 bins).
 import micropython
 
 try:
-    import airmark_enhancer_thumb as _thumb  # ARM boards: the FFT in Thumb assembly
+    import airmark_enhancer_thumb as _thumb  # ARM boards: the hop in Thumb assembly
 except (ImportError, SyntaxError, ValueError, NotImplementedError):
     _thumb = None
 
 
-def thumb_tables(tw, win, rev, spec, past, rxy, rxx, lo, hi):
-    """The Thumb kernels' tables (airmark_enhancer_thumb.tables), or None without them."""
+def thumb_tables(tw, win, rev, xin, head, z, spec, past, rxy, rxx, tail, lo, hi):
+    """The Thumb hop's tables and block (airmark_enhancer_thumb.tables), or None without
+    it."""
     if _thumb is None:
         return None
-    return _thumb.tables(tw, win, rev, spec, past, rxy, rxx, lo, hi)
+    return _thumb.tables(tw, win, rev, xin, head, z, spec, past, rxy, rxx, tail, lo, hi)
 
 
 @micropython.viper
@@ -280,17 +281,16 @@ def rescale_state(past, rxy, rxx, tail, s):
     _rescale(tail, len(tail), s)
 
 
-def thumb_kernels():
-    """The kernels LineEnhancer._process_thumb calls, in its order."""
-    t = _thumb
-    return (t._shift_in, _agc, rescale_state, t._window, t.fft, t._split, t._predict,
-            t._merge, t._overlap_add)
+def thumb_hop():
+    """The Thumb hop (airmark_enhancer_thumb.hop) LineEnhancer.process calls where it
+    runs."""
+    return _thumb.hop
 
 
 def hop(x, out, xin, z, spec, past, rxy, rxx, tail, head, win, tw, rev, slot, band):
     """One hop of airmark_enhancer.LineEnhancer.process on the viper kernels (band =
-    lo | hi << 8, the bins the predictor works on). Where the Thumb kernels run,
-    LineEnhancer._process_thumb calls them instead (thumb_kernels)."""
+    lo | hi << 8, the bins the predictor works on). Where the Thumb module runs,
+    LineEnhancer._process_thumb calls its hop instead (thumb_hop)."""
     s = _agc(_peak(x), head)
     if s:
         rescale_state(past, rxy, rxx, tail, s)

@@ -316,30 +316,42 @@ def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
 
 
 def test_the_thumb_predictors_division_scheme_is_floor_then_clamp():
-    """The Thumb predictor divides by 8-bit restoring division on |n| and saturates when
-    |n| >= 256 den (docs/ALGORITHM.md §8); modelled here step by step, it equals the
+    """The Thumb predictor divides n = 128 R_xy by den = R_xx + 1 with an 8-bit restoring
+    division whose steps compare the remainder with den << 7 and shift their carry in at
+    the bottom, so the low 8 bits end up holding the quotient; a negative n is divided as
+    n + 256 den (the quotient + 256), and it saturates when n >= 256 den or n < -256 den
+    (docs/ALGORITHM.md §8). Modelled here step by step on 32-bit registers, it equals the
     numpy and viper paths' min(max(n // den, -256), 256) for every sign and size."""
     def div_model(n, den):
-        neg = n < 0
-        m = -n if neg else n
-        if m >= 256 * den:
-            return -256 if neg else 256
-        q = 0
-        for bit in range(7, -1, -1):
-            if m >= den << bit:
-                m -= den << bit
-                q |= 1 << bit
-        if neg:
-            q = -q - (1 if m else 0)
-        return q
+        d8 = den << 8
+        d7 = den << 7
+        assert d8 <= 1 << 31
+        if n >= 0:
+            if n >= d8:
+                return 256
+            r = n
+        else:
+            if n + d8 < 0:
+                return -256
+            r = n + d8
+        for _ in range(8):
+            c = 1 if r >= d7 else 0
+            if c:
+                r -= d7
+            r = 2 * r + c
+            assert r < 1 << 32
+        q = r & 255
+        return q if n >= 0 else q - 256
 
     rng = np.random.default_rng(11)
-    dens = np.concatenate([[1, 2, 3, 255, 256, 257], rng.integers(1, 2 ** 23, 300)])
+    dens = np.concatenate([[1, 2, 3, 255, 256, 257, 2 ** 23], rng.integers(1, 2 ** 23, 300)])
     for den in dens:
         den = int(den)
-        for n in list(rng.integers(-2 ** 30, 2 ** 30, 20)) + [0, den, -den, 255 * den + 1,
+        for n in list(rng.integers(-2 ** 30, 2 ** 30, 20)) + [0, 1, -1, den, -den, den - 1,
+                                                              -den + 1, 255 * den + 1,
                                                               -255 * den - 1, 256 * den,
-                                                              -256 * den, 256 * den - 1]:
+                                                              -256 * den, 256 * den - 1,
+                                                              -256 * den - 1, -256 * den + 1]:
             n = int(n)
             assert div_model(n, den) == min(max(n // den, -256), 256), (n, den)
 

@@ -19,7 +19,7 @@ from . import keys
               help="Detection threshold (default: the calibrated one for this key's shape).")
 @click.option("--line-enhancer", is_flag=True,
               help="Put the line enhancer in front of the detector: about 1.5x the marks found "
-                   "in reverberant rooms, for about 26 % of an RP2040's CPU (22.5 % with "
+                   "in reverberant rooms, for about 23 % of an RP2040's CPU (20 % with "
                    "--lag-periods 3) instead of 12.6 % (docs/ALGORITHM.md §8).")
 @click.option("--from", "from_key", default=None, type=click.Path(dir_okay=False), metavar="KEY",
               help="Copy KEY (the same mark) and change only detector settings: "
