@@ -47,7 +47,7 @@ corpus/manifest.json:
 	$(MAKE) corpus
 
 calibrate: deps corpus/manifest.json
-	$(PY) tools/calibrate.py --corpus corpus --key-seeds 8
+	$(PY) tools/calibrate.py --corpus corpus --key-seeds 48 --jobs 2
 
 eval: deps corpus/manifest.json
 	airmark eval --corpus corpus --key $(KEY) --out $(OUT)/eval

@@ -66,3 +66,34 @@ def test_bad_key_seeds_is_one_line_and_exit_2(tmp_path):
     r = run(tmp_path, "--key-seeds", "-1")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["calibrate: --key-seeds must be >= 0"]
+
+
+def test_detections_are_counted_as_the_detector_holds_off():
+    sys.path.insert(0, h.TOOLS)
+    import calibrate
+
+    s = np.zeros(1000)
+    s[[10, 11, 12, 100, 300, 301, 700]] = 6.0  # upcrossings at 10, 100, 300, 700
+    s[500] = 5.0
+    assert calibrate.upcrossings(s, 5.5) == 4
+    assert calibrate.episodes(s, 5.5, 250) == 3  # 100 falls within 10's hold-off
+    assert calibrate.episodes(s, 5.5, 50) == 4
+    assert calibrate.episodes(s, 4.5, 250) == 3  # 500 within 300's
+    assert calibrate.episodes(s, 7.0, 250) == 0
+
+
+def test_parallel_keys_give_the_same_counts_and_the_pooled_rate(tmp_path):
+    one = run(tmp_path, "--key-seeds", "2")
+    two = run(tmp_path, "--key-seeds", "2", "--jobs", "2")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    d1, d2 = json.loads(one.stdout), json.loads(two.stdout)
+    assert d1["results"] == d2["results"]
+    # the pooled rate is the rows' detections over their hours
+    hours = sum(r["hours"] for r in d1["results"])
+    assert abs(d1["hours"] - hours) < 0.002
+    for t, rate in d1["false_alarms_per_hour"].items():
+        n = sum(r["detections"].get(t, 0) for r in d1["results"])
+        assert abs(rate - n / d1["hours"]) < 0.03 * rate  # hours are rounded to 3 places
+    # too few hours for an empirical threshold: the highest score seen is the floor
+    assert d1["empirical_threshold"] is None
+    assert d1["recommended_threshold"] >= max(r["max_score"] for r in d1["results"])

@@ -1,28 +1,36 @@
 """Set the detection threshold from unmarked audio: <= 1 false alarm per 10 hours.
 
-Usage: python tools/calibrate.py --corpus corpus [--presets digital,living-room-6m]
-                                 [--key KEY] [--key-seeds N]
+Usage: python tools/calibrate.py --corpus corpus [--presets P1,P2,...]
+                                 [--key KEY] [--key-seeds N] [--jobs N]
                                  [--target-per-hour 0.1] [--json] [--write-default]
 
 Runs the firmware detector over every unmarked clip of the corpus (music, speech,
 steady drum loops 80-160 BPM), joined into one continuous stream per category and
-channel, and counts upcrossings of the score per hour of audio at a ladder of
-thresholds. Rare events are extrapolated with a Gaussian tail fitted to the measured
+channel (by default the file itself, the 6.1 m living room, and the smart-speaker chain
+at 1 m and at 6.1 m), and counts upcrossings of the score per hour of audio at a ladder
+of thresholds. Rare events are extrapolated with a Gaussian tail fitted to the measured
 upcrossing rates, rate(t) = A * exp(-t^2 / (2 s^2)) (Rice's formula for a smooth
 stationary score), and checked against the distribution-free union bound
 rate(t) <= hops_per_hour * hypotheses * exp(-t^2 / 2) (Hoeffding, docs/ALGORITHM.md).
-The recommended threshold is the largest, over categories and channels, of the
-fitted threshold for the target rate. --write-default stores it in airmark/keys.py.
+It also counts the detections the detector would report (an upcrossing, then the
+hold-off of one key length), pooled over every category and channel.
+
+The recommended threshold is the largest, over categories and channels, of the fitted
+threshold for the target rate, and at least the lowest threshold at which the pooled
+detections stay within the target; when the pooled hours are too few to hold 5 false
+alarms at the target rate, at least the highest unmarked score seen instead.
+--write-default stores it in airmark/keys.py.
 
 --key-seeds N pools N keys of one shape (seeds 1..N, the shape of --key or the default):
 their upcrossings and hours are added before the fit, so the threshold holds for a key
 drawn at random rather than for one key, whose tail can be lighter or heavier than the
-next one's. Each key's own threshold is reported too.
+next one's. Each key's own threshold is reported too. --jobs N scores N keys at once.
 """
 
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import re
 import sys
@@ -32,12 +40,27 @@ import soundfile as sf
 
 from airmark import channel, detect, keys
 
-LADDER = np.arange(2.0, 8.01, 0.25)
+LADDER = np.arange(2.0, 8.01, 0.25)  # upcrossing counts for the tail fit
+MIN_EXPECTED = 5  # false alarms the pooled hours must hold at the target rate to be read
+FINE = np.round(np.arange(4.0, 9.001, 0.05), 2)  # detections counted for the empirical rate
+DEFAULT_PRESETS = "digital,living-room-6m,spatial-speaker-1m,spatial-speaker-6m"
 
 
 def upcrossings(scores, t):
     above = scores >= t
     return int(np.count_nonzero(above[1:] & ~above[:-1]) + (1 if len(above) and above[0] else 0))
+
+
+def episodes(scores, t, holdoff_hops):
+    """Detections the detector would report at threshold t: a hop at or above t starts
+    one unless it falls within `holdoff_hops` after the previous one's start."""
+    count = 0
+    nxt = -1
+    for i in np.flatnonzero(scores >= t):
+        if i >= nxt:
+            count += 1
+            nxt = i + holdoff_hops
+    return count
 
 
 def fit_tail(rates, hours):
@@ -59,6 +82,19 @@ def threshold_for(fit, target):
     return math.sqrt(max(0.0, (math.log(target) - a) / slope))
 
 
+_STREAM = None  # the stream the worker processes score (inherited when they fork)
+
+
+def score_key(k):
+    """(hours, upcrossings over LADDER, detections over FINE, max score) of one key over
+    _STREAM."""
+    res = detect.detect_samples(_STREAM, k)
+    c = [upcrossings(res.scores, t) for t in LADDER]
+    hold = 2 * len(k["key_bits"])  # the detector's hold-off: one key length in hops
+    found = [episodes(res.scores, t, hold) for t in FINE]
+    return res.duration_s / 3600.0, c, found, float(res.max_score)
+
+
 def load_stream(paths):
     parts = []
     fs0 = None
@@ -72,14 +108,16 @@ def load_stream(paths):
 
 
 def main(argv=None):
+    global _STREAM
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="corpus")
-    ap.add_argument("--presets", default="digital,living-room-6m")
+    ap.add_argument("--presets", default=DEFAULT_PRESETS)
     ap.add_argument("--key", default=None, help="key file (default: a fresh key, seed 1)")
     ap.add_argument("--key-seeds", type=int, default=0,
                     help="pool this many keys of the key's shape (seeds 1..N) instead of one key")
     ap.add_argument("--target-per-hour", type=float, default=0.1)
     ap.add_argument("--max-minutes", type=float, default=20.0, help="per category")
+    ap.add_argument("--jobs", type=int, default=1, help="score this many keys at once")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--write-default", action="store_true")
     args = ap.parse_args(argv)
@@ -107,6 +145,8 @@ def main(argv=None):
     for c in clips:
         bycat.setdefault(c["category"], []).append(os.path.join(args.corpus, c["file"]))
     results = []
+    all_found = np.zeros(len(FINE))  # detections of unmarked audio, over every row
+    all_hours = 0.0
     union_k = 3600 * 16000 / (key["block_samples"] // 2) * 7
     for preset in args.presets.split(","):
         cfg = channel.ChannelConfig.from_preset(preset)
@@ -115,42 +155,68 @@ def main(argv=None):
             x, fs = load_stream(sorted(bycat[cat])[:n_max])
             y, _ = channel.simulate(x, fs, cfg, seed=11, cache_dir=os.path.join("cache", "calibrate"))
             counts = np.zeros(len(LADDER))
+            found = np.zeros(len(FINE))
             hours = 0.0
             top = 0.0
             per_key = []
-            for k in pool:
-                res = detect.detect_samples(y, k)
-                h = res.duration_s / 3600.0
-                c = np.array([upcrossings(res.scores, t) for t in LADDER], dtype=float)
+            _STREAM = y
+            if args.jobs > 1:
+                with multiprocessing.get_context("fork").Pool(args.jobs) as workers:
+                    scored = workers.map(score_key, pool)
+            else:
+                scored = [score_key(k) for k in pool]
+            for k, (h, c, kfound, kmax) in zip(pool, scored):
+                c = np.array(c, dtype=float)
+                found += kfound
                 kfit = fit_tail(c / h, h)
-                per_key.append({"key_id": k["key_id"], "max_score": round(res.max_score, 3),
+                per_key.append({"key_id": k["key_id"], "max_score": round(kmax, 3),
                                 "threshold": round(threshold_for(kfit, args.target_per_hour), 3)
                                 if kfit else None})
                 counts += c
                 hours += h
-                top = max(top, res.max_score)
+                top = max(top, kmax)
             rates = counts / hours
             fit = fit_tail(rates, hours)
             thr = threshold_for(fit, args.target_per_hour) if fit else float("nan")
             row = {"preset": preset, "category": cat, "hours": round(hours, 3),
                    "max_score": round(top, 3),
                    "upcrossings_per_hour": {"%.2f" % t: round(r, 2) for t, r in zip(LADDER, rates) if r > 0},
-                   "fit": fit, "threshold": round(thr, 3)}
+                   "fit": fit, "threshold": round(thr, 3),
+                   "detections": {"%.2f" % t: int(n) for t, n in zip(FINE, found) if n > 0}}
             if len(pool) > 1:
                 row["keys"] = per_key
             results.append(row)
+            all_found += found
+            all_hours += hours
             if not args.json:
                 print("%-15s %-7s %5.2f h  max %.2f  fitted threshold for %.2g/h: %.2f" % (
                     preset, cat, hours, top, args.target_per_hour, thr))
     fitted = [r["threshold"] for r in results if not math.isnan(r["threshold"])]
-    recommended = max(fitted + [r["max_score"] for r in results])
-    recommended = math.ceil(recommended * 20) / 20.0
+    # The tail fit extrapolates each row; the detections counted over every row check it
+    # where the data reach: the lowest threshold whose pooled rate is at most the target.
+    # A pooled rate means something once the hours hold several false alarms at the
+    # target; below that the highest unmarked score seen is the floor instead.
+    rates = all_found / max(all_hours, 1e-9)
+    enough = all_hours * args.target_per_hour >= MIN_EXPECTED
+    empirical = float(FINE[np.argmax(rates <= args.target_per_hour)]) if enough else None
+    floor = empirical if enough else max(r["max_score"] for r in results)
+    recommended = max(fitted + [floor])
+    recommended = math.ceil(recommended * 20 - 1e-9) / 20.0
     union = math.sqrt(2 * math.log(union_k / args.target_per_hour))
     out = {"target_per_hour": args.target_per_hour, "recommended_threshold": recommended,
-           "union_bound_threshold": round(union, 3), "results": results}
+           "union_bound_threshold": round(union, 3), "hours": round(all_hours, 3),
+           "empirical_threshold": empirical,
+           "false_alarms_per_hour": {"%.2f" % t: round(r, 4) for t, r in zip(FINE, rates) if r > 0},
+           "results": results}
     if args.json:
         print(json.dumps(out))
     else:
+        for t in (5.5, 5.75, 5.95, 6.15, 6.35, 6.55):
+            i = int(np.argmin(np.abs(FINE - t)))
+            print("unmarked detections at %.2f: %d in %.1f h (%.3f/h)" % (t, all_found[i], all_hours, rates[i]))
+        if empirical is not None:
+            print("lowest threshold with at most %.2g false alarms/h over every row: %.2f"
+                  % (args.target_per_hour, empirical))
         print("recommended threshold %.2f (distribution-free union bound: %.2f)" % (recommended, union))
     if args.write_default:
         if key.get("diff_weight", 1) != keys.DEFAULTS["diff_weight"]:
