@@ -97,3 +97,14 @@ def test_parallel_keys_give_the_same_counts_and_the_pooled_rate(tmp_path):
     # too few hours for an empirical threshold: the highest score seen is the floor
     assert d1["empirical_threshold"] is None
     assert d1["recommended_threshold"] >= max(r["max_score"] for r in d1["results"])
+
+
+def test_empirical_threshold_needs_the_hours_and_a_step_that_meets_the_target():
+    sys.path.insert(0, h.TOOLS)
+    import calibrate
+
+    fine = calibrate.FINE
+    found = np.where(fine < 6.0, 20, 3).astype(float)  # 3 detections from 6.0 up
+    assert calibrate.empirical_threshold(found, 96.0, 0.1) == 6.0  # 3 / 96 h <= 0.1
+    assert calibrate.empirical_threshold(found, 20.0, 0.1) is None  # 20 h cannot show 0.1/h
+    assert calibrate.empirical_threshold(np.full(len(fine), 50.0), 96.0, 0.1) is None

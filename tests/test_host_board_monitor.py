@@ -229,7 +229,7 @@ def test_monitor_cli_json_ctrl_c(tmp_path, key_path):
                 if sum(1 for x in lines if x["event"] == "status") >= 2:
                     break
             proc.send_signal(signal.SIGINT)
-            rest, err = proc.communicate(timeout=10)
+            rest, err = proc.communicate(timeout=30)  # generous: CI machines can be loaded
         finally:
             if proc.poll() is None:
                 proc.kill()

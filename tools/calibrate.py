@@ -82,6 +82,16 @@ def threshold_for(fit, target):
     return math.sqrt(max(0.0, (math.log(target) - a) / slope))
 
 
+def empirical_threshold(found, hours, target):
+    """The lowest FINE threshold whose detections per hour (`found` per FINE step, over
+    `hours`) are at most `target`, or None when the hours are too few to show that rate
+    (fewer than MIN_EXPECTED false alarms at the target) or no step gets there."""
+    if hours * target < MIN_EXPECTED:
+        return None
+    ok = np.asarray(found) / hours <= target
+    return float(FINE[np.argmax(ok)]) if ok.any() else None
+
+
 _STREAM = None  # the stream the worker processes score (inherited when they fork)
 
 
@@ -197,9 +207,8 @@ def main(argv=None):
     # A pooled rate means something once the hours hold several false alarms at the
     # target; below that the highest unmarked score seen is the floor instead.
     rates = all_found / max(all_hours, 1e-9)
-    enough = all_hours * args.target_per_hour >= MIN_EXPECTED
-    empirical = float(FINE[np.argmax(rates <= args.target_per_hour)]) if enough else None
-    floor = empirical if enough else max(r["max_score"] for r in results)
+    empirical = empirical_threshold(all_found, all_hours, args.target_per_hour)
+    floor = empirical if empirical is not None else max(r["max_score"] for r in results)
     recommended = max(fitted + [floor])
     recommended = math.ceil(recommended * 20 - 1e-9) / 20.0
     union = math.sqrt(2 * math.log(union_k / args.target_per_hour))

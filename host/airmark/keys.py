@@ -164,9 +164,10 @@ def silence_response(signs, pattern_blocks, lag_periods, diff_weight=None):
 def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=None,
              key_seconds=None, band_hz=None, threshold=None, diff_weight=None, line_enhancer=False):
     """A new key record. The key bits are the best of many random candidates: the
-    lowest worst-case leakage of steady and periodic content (key_quality) among those
-    whose silence_response is at most SILENCE_MAX; if none is (long keys), the lowest
-    max(key_quality, silence_response).
+    lowest worst-case leakage of steady and periodic content (key_quality), where a
+    candidate whose silence_response exceeds SILENCE_MAX counts at the larger of the two.
+    A 2 s key so gets the lowest key_quality among the candidates that answer silence
+    quietly; a long key, where none may, the lowest max(key_quality, silence_response).
 
     diff_weight 1 gives the detector's full difference of keys made before the field
     existed (for comparisons); such a key still gets the w = 2 threshold unless
@@ -194,11 +195,13 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     cands = [rng.integers(0, 2, nbits) for _ in range(_CANDIDATES)]
     quality = [key_quality(1 - 2 * b, pb, nj) for b in cands]
     order = sorted(range(_CANDIDATES), key=quality.__getitem__)  # stable: first of equals
-    best = None  # (max(quality, silence), index): the fallback when none is quiet enough
+    # rank = quality, or max(quality, silence) above SILENCE_MAX: walk up the quality and
+    # stop at the first quiet candidate, or once quality alone reaches the best rank seen
+    best = None  # (rank, index) of the best loud candidate so far
     chosen = None
     for i in order:
         if best is not None and quality[i] >= best[0]:
-            break  # max(quality, silence) cannot beat the fallback any more
+            break  # no later candidate can rank below it
         silence = silence_response(1 - 2 * cands[i], pb, nj, dwt)
         if silence <= SILENCE_MAX:
             chosen = i
