@@ -108,3 +108,17 @@ def test_empirical_threshold_needs_the_hours_and_a_step_that_meets_the_target():
     assert calibrate.empirical_threshold(found, 96.0, 0.1) == 6.0  # 3 / 96 h <= 0.1
     assert calibrate.empirical_threshold(found, 20.0, 0.1) is None  # 20 h cannot show 0.1/h
     assert calibrate.empirical_threshold(np.full(len(fine), 50.0), 96.0, 0.1) is None
+
+
+def test_presets_take_a_microphone_azimuth_and_bad_ones_are_one_line(tmp_path):
+    sys.path.insert(0, h.TOOLS)
+    import calibrate
+
+    assert calibrate.channel_for("spatial-speaker-1m@-25").mic_azimuth_deg == -25.0
+    assert calibrate.channel_for("spatial-speaker-1m").mic_azimuth_deg is None
+    for bad, says in (("nope", "unknown preset 'nope'"), ("digital@x", "bad azimuth"),
+                      ("spatial-speaker-1m@120", "mic_azimuth_deg must be within")):
+        r = run(tmp_path, "--presets", bad)
+        assert r.returncode == 2
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("calibrate: ") and says in err[0], err

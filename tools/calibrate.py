@@ -7,7 +7,8 @@ Usage: python tools/calibrate.py --corpus corpus [--presets P1,P2,...]
 Runs the firmware detector over every unmarked clip of the corpus (music, speech,
 steady drum loops 80-160 BPM), joined into one continuous stream per category and
 channel (by default the file itself, the 6.1 m living room, and the smart-speaker chain
-at 1 m and at 6.1 m), and counts upcrossings of the score per hour of audio at a ladder
+at 1 m and at 6.1 m; PRESET@DEG places the microphone at DEG degrees of azimuth, e.g.
+spatial-speaker-1m@-25), and counts upcrossings of the score per hour of audio at a ladder
 of thresholds. Rare events are extrapolated with a Gaussian tail fitted to the measured
 upcrossing rates, rate(t) = A * exp(-t^2 / (2 s^2)) (Rice's formula for a smooth
 stationary score), and checked against the distribution-free union bound
@@ -80,6 +81,23 @@ def fit_tail(rates, hours):
 def threshold_for(fit, target):
     a, slope = fit
     return math.sqrt(max(0.0, (math.log(target) - a) / slope))
+
+
+def channel_for(spec):
+    """The ChannelConfig of a --presets entry: a preset name, optionally with the
+    microphone's azimuth in degrees after an @ (spatial-speaker-1m@-25)."""
+    name, _, az = spec.partition("@")
+    if name not in channel.PRESETS:
+        raise KeyError("unknown preset %r (one of %s)" % (name, ", ".join(sorted(channel.PRESETS))))
+    if not az:
+        return channel.ChannelConfig.from_preset(name)
+    try:
+        azimuth = float(az)
+    except ValueError:
+        raise ValueError("bad azimuth in %r: degrees after the @" % spec) from None
+    cfg = channel.ChannelConfig.from_preset(name, mic_azimuth_deg=azimuth)
+    cfg.validate()
+    return cfg
 
 
 def empirical_threshold(found, hours, target):
@@ -158,8 +176,12 @@ def main(argv=None):
     all_found = np.zeros(len(FINE))  # detections of unmarked audio, over every row
     all_hours = 0.0
     union_k = 3600 * 16000 / (key["block_samples"] // 2) * 7
-    for preset in args.presets.split(","):
-        cfg = channel.ChannelConfig.from_preset(preset)
+    try:
+        configs = [(preset, channel_for(preset)) for preset in args.presets.split(",")]
+    except (KeyError, ValueError) as e:
+        print("calibrate: %s" % (e.args[0] if e.args else e), file=sys.stderr)
+        return 2
+    for preset, cfg in configs:
         for cat in sorted(bycat):
             n_max = int(args.max_minutes * 6)
             x, fs = load_stream(sorted(bycat[cat])[:n_max])
