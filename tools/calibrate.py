@@ -6,9 +6,9 @@ Usage: python tools/calibrate.py --corpus corpus [--presets P1,P2,...]
 
 Runs the firmware detector over every unmarked clip of the corpus (music, speech,
 steady drum loops 80-160 BPM), joined into one continuous stream per category and
-channel (by default the file itself, the 6.1 m living room, and the smart-speaker chain
-at 1 m and at 6.1 m; PRESET@DEG places the microphone at DEG degrees of azimuth, e.g.
-spatial-speaker-1m@-25), and counts upcrossings of the score per hour of audio at a ladder
+channel (by default the file itself, the 6.1 m living room, the smart-speaker chain at
+6.1 m, and the chain at 1 m with the microphone at five placements; PRESET@DEG places the
+microphone at DEG degrees of azimuth, e.g. spatial-speaker-1m@-25), and counts upcrossings of the score per hour of audio at a ladder
 of thresholds. Rare events are extrapolated with a Gaussian tail fitted to the measured
 upcrossing rates, rate(t) = A * exp(-t^2 / (2 s^2)) (Rice's formula for a smooth
 stationary score), and checked against the distribution-free union bound
