@@ -122,3 +122,16 @@ def test_presets_take_a_microphone_azimuth_and_bad_ones_are_one_line(tmp_path):
         assert r.returncode == 2
         err = r.stderr.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("calibrate: ") and says in err[0], err
+
+
+def test_default_channels_hold_the_near_smart_speaker_at_several_distinct_placements():
+    sys.path.insert(0, h.TOOLS)
+    import calibrate
+
+    specs = calibrate.DEFAULT_PRESETS.split(",")
+    cfgs = [calibrate.channel_for(spec) for spec in specs]  # every entry parses
+    near = [c for spec, c in zip(specs, cfgs) if spec.partition("@")[0] == "spatial-speaker-1m"]
+    assert len(near) == 5
+    azimuths = {c.mic_azimuth_deg for c in near}
+    assert len(azimuths) == 5 and None in azimuths  # the preset's own spot and four others
+    assert {"digital", "living-room-6m", "spatial-speaker-6m"} <= set(specs)
