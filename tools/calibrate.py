@@ -8,10 +8,11 @@ Runs the firmware detector over every unmarked clip of the corpus (music, speech
 steady drum loops 80-160 BPM), joined into one continuous stream per category and
 channel (by default the file itself, the 6.1 m living room, the smart-speaker chain at
 6.1 m, and the chain at 1 m with the microphone at five placements; PRESET@DEG places the
-microphone at DEG degrees of azimuth, e.g. spatial-speaker-1m@-25), and counts upcrossings of the score per hour of audio at a ladder
-of thresholds. Rare events are extrapolated with a Gaussian tail fitted to the measured
-upcrossing rates, rate(t) = A * exp(-t^2 / (2 s^2)) (Rice's formula for a smooth
-stationary score), and checked against the distribution-free union bound
+microphone at DEG degrees of azimuth, e.g. spatial-speaker-1m@-25), and counts
+upcrossings of the score per hour of audio at a ladder of thresholds. Rare events are
+extrapolated with a Gaussian tail fitted to the measured upcrossing rates,
+rate(t) = A * exp(-t^2 / (2 s^2)) (Rice's formula for a smooth stationary score), and
+checked against the distribution-free union bound
 rate(t) <= hops_per_hour * hypotheses * exp(-t^2 / 2) (Hoeffding, docs/ALGORITHM.md).
 It also counts the detections the detector would report (an upcrossing, then the
 hold-off of one key length), pooled over every category and channel.
@@ -99,9 +100,7 @@ def channel_for(spec):
         azimuth = float(az)
     except ValueError:
         raise ValueError("bad azimuth in %r: degrees after the @" % spec) from None
-    cfg = channel.ChannelConfig.from_preset(name, mic_azimuth_deg=azimuth)
-    cfg.validate()
-    return cfg
+    return channel.ChannelConfig.from_preset(name, mic_azimuth_deg=azimuth)  # validates
 
 
 def empirical_threshold(found, hours, target):

@@ -26,9 +26,9 @@ DEFAULTS = {
 }
 # Set by tools/calibrate.py from unmarked audio (docs/ALGORITHM.md §5: 48 keys of each
 # shape, the file, the 6.1 m room, the smart-speaker chain at 6.1 m and at 1 m with five
-# microphone placements), for keys
-# with the default diff_weight 2. (Keys with diff_weight 1, made before it existed, were
-# calibrated at 5.35 and 5.5, and carry their threshold in the file.)
+# microphone placements), for keys with the default diff_weight 2. (Keys with
+# diff_weight 1, made before it existed, were calibrated at 5.35 and 5.5, and carry their
+# threshold in the file.)
 # The default: 2 s keys with lag_periods 6 (docs/ALGORITHM.md §2 "Why several periods").
 DEFAULT_THRESHOLD = 6.10
 # Keys up to 2 s with lag_periods 3: the default before lag_periods 6 was timed on an
