@@ -49,11 +49,47 @@ def test_study_cli_json_on_a_tiny_corpus(tmp_path):
                         str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert [c["detector"] for c in out["cases"]] == ["product"] * 3
+    assert [c["detector"] for c in out["cases"]] == ["product"] * 5
+    assert [c["condition"] for c in out["cases"]][3:] == ["received mark alone",
+                                                          "mark and noise, no host"]
     assert all(c["clips"] == 1 for c in out["cases"])
+    assert all(sum(c["detected_by_category"].values()) == c["detected"] for c in out["cases"])
     assert len(out["mark_to_rest_db"]) == len(out["band_edges_hz"]) - 1
     assert all(-60 < v < 20 for v in out["mark_to_rest_db"])
     assert len(out["host_to_noise_db"]) == len(out["mark_to_rest_db"])
+    # the bounds: the mark alone scores above the mark with its host and the noise
+    score = {c["condition"]: out["per_clip"][str(i)][0]["score"]
+             for i, c in enumerate(out["cases"])}
+    assert score["received mark alone"] > score["default strength, noise"] + 2, score
+    assert score["received mark alone"] >= score["mark and noise, no host"], score
+
+
+def test_study_placements_and_long_keys(tmp_path):
+    """--azimuths places the microphone clip by clip; a key longer than a clip allows is one
+    error line (exit 2), as is a bad azimuth list."""
+    corpus = tmp_path / "corpus"
+    (corpus / "music").mkdir(parents=True)
+    sf.write(str(corpus / "music" / "m0.wav"), demo_music(7.0, 6) * 0.5, 44100, subtype="PCM_16")
+    (corpus / "manifest.json").write_text(json.dumps(
+        {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
+    base = [sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus", str(corpus),
+            "--clips", "1", "--no-model", "--json", "--cache-dir", str(tmp_path / "cache")]
+    r = subprocess.run(base + ["--azimuths=15"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["azimuths_deg"] == [15.0]
+    bad = subprocess.run(base + ["--azimuths", "left"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and "--azimuths" in bad.stderr
+    long_key = tmp_path / "k6.json"
+    keys.save(keys.generate(seed=5, key_seconds=6.0), str(long_key))
+    short = subprocess.run(base + ["--key", str(long_key)], capture_output=True, text=True,
+                           timeout=300)
+    assert short.returncode == 2, short.stderr
+    assert short.stderr.strip().endswith("too short for a 6.0 s mark")
+    assert "Traceback" not in short.stderr
+    w, h, n, end_s = ota_study.parts(str(corpus / "music" / "m0.wav"), keys.generate(seed=5),
+                                     "living-room-6m", 0, str(tmp_path / "cache"), 15.0)
+    assert 4.0 + 2.0 < end_s < 8.0  # a 2 s mark from 4 s in, through the room's delay
 
 
 def test_study_run_key_and_feature_options(tmp_path):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the over-the-air score goes: the received mark, host and noise taken apart.
 
-    python tools/ota_study.py --corpus corpus [--clips 8] [--preset living-room-6m] [--json]
+    python tools/ota_study.py --corpus corpus [--clips 8] [--preset living-room-6m]
+        [--azimuths -20,-6,8.5,22] [--json]
 
 The channel is linear apart from the loudspeaker's soft clip, so each clip is sent
 through the preset twice without noise (marked and unmarked, same seed) and once
@@ -11,7 +12,9 @@ re-simulating:
 
 1. the product detector (firmware/airmark_detector.py, integer, through
    airmark.detect) at the default strength and at +4 dB more (g = 1.58), without
-   noise and with the preset's noise;
+   noise and with the preset's noise; and on the received mark alone and the mark with
+   the noise but without its host, which bound what any front end that takes the host
+   out (the line enhancer, or a better one) could reach;
 2. a float *study model* of the same statistic (block correlation at the pattern
    lags, D, key matched filter, self-normalised) with other features: the product's
    time-domain sign of x[n]-x[n-2], and per-bin phase (PHAT) and 1-bit Re/Im of a
@@ -19,6 +22,9 @@ re-simulating:
    it answers "would other features help, and where".
 
 Score = the highest statistic within 0.1 s before to 0.3 s after the mark's end.
+`--azimuths` gives the microphone placements (degrees, as the channel's
+`mic_azimuth_deg`); the clips of each category take them in turn, as `airmark eval`'s
+placements do. Without it every clip uses the preset's own placement.
 """
 
 import argparse
@@ -45,12 +51,23 @@ def clip_paths(corpus, per_category):
     return [(cat, i, p) for cat in sorted(by_cat) for i, p in enumerate(by_cat[cat][:per_category])]
 
 
-def parts(path, key, preset, seed, cache_dir):
+def mark_seconds(key):
+    """One pass of the key: the mark every clip gets (2 s for the default key)."""
+    return len(key["key_bits"]) * int(key["block_samples"]) / FS
+
+
+def parts(path, key, preset, seed, cache_dir, mic_azimuth_deg=None):
     import soundfile as sf
     x, sr = sf.read(path)
-    y, _ = embed.embed_array(x, sr, key, start_s=MARK_START_S, duration_s=2.0)
-    quiet = channel.ChannelConfig.from_preset(preset, noise=None)
-    noisy = channel.ChannelConfig.from_preset(preset)
+    mark_s = mark_seconds(key)
+    # 4 s in, or earlier where a long key would otherwise run past the clip's end
+    start_s = min(MARK_START_S, len(x) / sr - mark_s - 0.5)
+    if start_s < 1.0:
+        raise ValueError("%s is too short for a %.1f s mark" % (os.path.basename(path), mark_s))
+    y, _ = embed.embed_array(x, sr, key, start_s=start_s, duration_s=mark_s)
+    place = {} if mic_azimuth_deg is None else {"mic_azimuth_deg": float(mic_azimuth_deg)}
+    quiet = channel.ChannelConfig.from_preset(preset, noise=None, **place)
+    noisy = channel.ChannelConfig.from_preset(preset, **place)
     a, info = channel.simulate(y, sr, quiet, seed=seed, cache_dir=cache_dir)
     b, _ = channel.simulate(x, sr, quiet, seed=seed, cache_dir=cache_dir)
     c, _ = channel.simulate(x, sr, noisy, seed=seed, cache_dir=cache_dir)
@@ -59,20 +76,20 @@ def parts(path, key, preset, seed, cache_dir):
     # its host a little softer than the unmarked run; the gain ratio comes from the audio
     # before the mark, where both inputs are the same. The noise is set from the received
     # power above 100 Hz, which the mark (strongest at low frequencies) changes a little.
-    pre = slice(int(0.5 * FS), int(MARK_START_S * FS))
+    pre = slice(int(0.5 * FS), int(start_s * FS))
     s = float(np.dot(a[pre], b[pre]) / max(np.dot(b[pre], b[pre]), 1e-12))
     k = np.sqrt(channel.band_power(a, FS) / max(channel.band_power(b, FS), 1e-12))
-    end_s = (MARK_START_S + 2.0) * (1 + noisy.drift_ppm * 1e-6) + info["delay_s"]
+    end_s = (start_s + mark_s) * (1 + noisy.drift_ppm * 1e-6) + info["delay_s"]
     return a - s * b, s * b, k * (c - b), end_s
 
 
 BAND_EDGES_HZ = [125, 250, 500, 1000, 2000, 3000, 4000, 6000]
 
 
-def band_wnr_db(mark, rest, end_s):
-    """Power ratio of `mark` to `rest` per band over the 2 s mark, dB."""
+def band_wnr_db(mark, rest, end_s, mark_s=2.0):
+    """Power ratio of `mark` to `rest` per band over the mark's last `mark_s` seconds, dB."""
     i1 = int(end_s * FS)
-    i0 = i1 - 2 * FS
+    i0 = i1 - int(mark_s * FS)
     def bands(v):
         seg = v[i0:i1][:(i1 - i0) // N * N].reshape(-1, N) * np.hanning(N)
         p = np.abs(np.fft.rfft(seg, axis=1)) ** 2
@@ -176,8 +193,15 @@ def main(argv=None):
     ap.add_argument("--run-blocks", type=int, default=1,
                     help="embed with the key's bits in runs of this many blocks (study model "
                          "only: the product detector expects runs of 1)")
+    ap.add_argument("--azimuths", default="",
+                    help="microphone azimuths in degrees, comma-separated; the clips of each "
+                         "category take them in turn (default: the preset's placement)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    try:
+        azimuths = [float(v) for v in args.azimuths.split(",") if v.strip()]
+    except ValueError:
+        ap.error("--azimuths takes numbers separated by commas, not %r" % args.azimuths)
     key = keys.load(args.key) if args.key else keys.generate(seed=5)
     if args.run_blocks < 1:
         ap.error("--run-blocks must be >= 1")
@@ -195,7 +219,9 @@ def main(argv=None):
     if args.run_blocks == 1:
         cases += [("product", "default strength, no noise", 1.0, 1.0, 0.0),
                   ("product", "default strength, noise", 1.0, 1.0, 1.0),
-                  ("product", "+4 dB strength, noise", 1.0, g8, 1.0)]
+                  ("product", "+4 dB strength, noise", 1.0, g8, 1.0),
+                  ("product", "received mark alone", 0.0, 1.0, 0.0),
+                  ("product", "mark and noise, no host", 0.0, 1.0, 1.0)]
     if not args.no_model:
         cases.append(("stft-phat", "received mark alone", 0.0, 1.0, 0.0))
         for feat in features:
@@ -211,9 +237,13 @@ def main(argv=None):
     hnr = []
     with progress_bar("ota study", disable=args.json) as update:
         for k, (cat, i, path) in enumerate(clips):
-            w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir)
-            wnr.append(band_wnr_db(w, h + n, end_s))
-            hnr.append(band_wnr_db(h, n, end_s))
+            az = azimuths[i % len(azimuths)] if azimuths else None
+            try:
+                w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir, az)
+            except ValueError as e:
+                ap.exit(2, "ota_study.py: error: %s\n" % e)
+            wnr.append(band_wnr_db(w, h + n, end_s, mark_seconds(key)))
+            hnr.append(band_wnr_db(h, n, end_s, mark_seconds(key)))
             for ci, (feat, _, e, g, a) in enumerate(cases):
                 y = e * h + g * w + a * n
                 v = product_score(y, key, end_s) if feat == "product" else \
@@ -226,12 +256,15 @@ def main(argv=None):
     summary = []
     for ci, (feat, cond, _, g, a) in enumerate(cases):
         v = np.array([r["score"] for r in rows[ci]])
+        cats = sorted({r["category"] for r in rows[ci]})
+        by_cat = {c: int(sum(r["score"] >= thr for r in rows[ci] if r["category"] == c))
+                  for c in cats}
         summary.append({"detector": feat, "condition": cond, "median": round(float(np.median(v)), 2),
                         "detected": int((v >= thr).sum()),
-                        "clips": len(v)})
+                        "clips": len(v), "detected_by_category": by_cat})
     wnr_median = [round(float(v), 1) for v in np.median(np.array(wnr), axis=0)]
     hnr_median = [round(float(v), 1) for v in np.median(np.array(hnr), axis=0)]
-    out = {"preset": args.preset, "threshold": thr, "cases": summary,
+    out = {"preset": args.preset, "azimuths_deg": azimuths, "threshold": thr, "cases": summary,
            "band_edges_hz": BAND_EDGES_HZ, "mark_to_rest_db": wnr_median,
            "host_to_noise_db": hnr_median,
            "unmarked_max": round(max(nulls), 2), "per_clip": {str(k): v for k, v in rows.items()}}
@@ -246,10 +279,13 @@ def main(argv=None):
     print("received host / noise, median dB per band: "
           + ", ".join("%d-%d Hz %.1f" % (a, b, v) for a, b, v in
                       zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], hnr_median)))
-    print("%-10s %-28s %7s %9s" % ("detector", "condition", "median", "detected"))
+    print("%-10s %-28s %7s %9s  %s" % ("detector", "condition", "median", "detected",
+                                         "by category"))
     for s in summary:
         det = "%d/%d" % (s["detected"], s["clips"])
-        print("%-10s %-28s %7.2f %9s" % (s["detector"], s["condition"], s["median"], det))
+        cats = " ".join("%s %d" % kv for kv in sorted(s["detected_by_category"].items()))
+        print("%-10s %-28s %7.2f %9s  %s" % (s["detector"], s["condition"], s["median"], det,
+                                             cats))
     return 0
 
 
