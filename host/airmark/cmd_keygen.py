@@ -14,12 +14,12 @@ from . import keys
               help="Mark length the key spans (default 2.0 s).")
 @click.option("--lag-periods", type=click.IntRange(1, 8), default=None,
               help="Pattern periods the detector compares (default 6 for keys up to 2 s, 3 for "
-                   "longer ones; 3 finds about 0.8x the marks for 0.8x the CPU).")
+                   "longer ones; for a 2 s key, 3 finds about 0.65x the marks for 0.8x the CPU).")
 @click.option("--threshold", type=click.FloatRange(1.0, 1000.0), default=None,
               help="Detection threshold (default: the calibrated one for this key's shape).")
 @click.option("--line-enhancer", is_flag=True,
-              help="Put the line enhancer in front of the detector: about 1.5x the marks found "
-                   "in reverberant rooms, for about 23 % of an RP2040's CPU (20 % with "
+              help="Put the line enhancer in front of the detector: about 1.6x the marks found "
+                   "over the eval grid's rooms, for about 23 % of an RP2040's CPU (20 % with "
                    "--lag-periods 3) instead of 12.6 % (docs/ALGORITHM.md §8).")
 @click.option("--from", "from_key", default=None, type=click.Path(dir_okay=False), metavar="KEY",
               help="Copy KEY (the same mark) and change only detector settings: "
