@@ -74,12 +74,23 @@ def test_study_placements_and_long_keys(tmp_path):
         {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
     base = [sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus", str(corpus),
             "--clips", "1", "--no-model", "--json", "--cache-dir", str(tmp_path / "cache")]
-    r = subprocess.run(base + ["--azimuths=15"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(base + ["--azimuths=15", "--set", "distance_m=3", "--set", "noise=null"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["azimuths_deg"] == [15.0]
-    bad = subprocess.run(base + ["--azimuths", "left"], capture_output=True, text=True,
-                         timeout=300)
-    assert bad.returncode == 2 and "--azimuths" in bad.stderr
+    out = json.loads(r.stdout)
+    assert out["azimuths_deg"] == [15.0]
+    assert out["set"] == {"distance_m": 3, "noise": None}
+    score = {c["condition"]: c["median"] for c in out["cases"]}
+    # no noise anywhere: the noisy and the quiet run are the same
+    assert score["default strength, noise"] == score["default strength, no noise"]
+    assert score["mark and noise, no host"] == score["received mark alone"]
+    assert out["cases"][0]["median_by_category"] == {"music": out["cases"][0]["median"]}
+    for args, words in ((["--azimuths", "left"], "--azimuths"),
+                        (["--set", "distance_m"], "KEY=VALUE"),
+                        (["--set", "no_such_knob=1"], "no_such_knob")):
+        bad = subprocess.run(base + args, capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
+        assert "Traceback" not in bad.stderr
     long_key = tmp_path / "k6.json"
     keys.save(keys.generate(seed=5, key_seconds=6.0), str(long_key))
     short = subprocess.run(base + ["--key", str(long_key)], capture_output=True, text=True,

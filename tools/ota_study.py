@@ -2,7 +2,7 @@
 """Where the over-the-air score goes: the received mark, host and noise taken apart.
 
     python tools/ota_study.py --corpus corpus [--clips 8] [--preset living-room-6m]
-        [--azimuths -20,-6,8.5,22] [--json]
+        [--azimuths -20,-6,8.5,22] [--set KEY=VALUE ...] [--json]
 
 The channel is linear apart from the loudspeaker's soft clip, so each clip is sent
 through the preset twice without noise (marked and unmarked, same seed) and once
@@ -24,7 +24,9 @@ re-simulating:
 Score = the highest statistic within 0.1 s before to 0.3 s after the mark's end.
 `--azimuths` gives the microphone placements (degrees, as the channel's
 `mic_azimuth_deg`); the clips of each category take them in turn, as `airmark eval`'s
-placements do. Without it every clip uses the preset's own placement.
+placements do. Without it every clip uses the preset's own placement. `--set` changes
+any other field of the preset's ChannelConfig (as `airmark simulate --set` does), e.g.
+`--set distance_m=3 --set drift_ppm=0`.
 """
 
 import argparse
@@ -56,7 +58,7 @@ def mark_seconds(key):
     return len(key["key_bits"]) * int(key["block_samples"]) / FS
 
 
-def parts(path, key, preset, seed, cache_dir, mic_azimuth_deg=None):
+def parts(path, key, preset, seed, cache_dir, mic_azimuth_deg=None, overrides=None):
     import soundfile as sf
     x, sr = sf.read(path)
     mark_s = mark_seconds(key)
@@ -65,8 +67,10 @@ def parts(path, key, preset, seed, cache_dir, mic_azimuth_deg=None):
     if start_s < 1.0:
         raise ValueError("%s is too short for a %.1f s mark" % (os.path.basename(path), mark_s))
     y, _ = embed.embed_array(x, sr, key, start_s=start_s, duration_s=mark_s)
-    place = {} if mic_azimuth_deg is None else {"mic_azimuth_deg": float(mic_azimuth_deg)}
-    quiet = channel.ChannelConfig.from_preset(preset, noise=None, **place)
+    place = dict(overrides or {})
+    if mic_azimuth_deg is not None:
+        place["mic_azimuth_deg"] = float(mic_azimuth_deg)
+    quiet = channel.ChannelConfig.from_preset(preset, **dict(place, noise=None))
     noisy = channel.ChannelConfig.from_preset(preset, **place)
     a, info = channel.simulate(y, sr, quiet, seed=seed, cache_dir=cache_dir)
     b, _ = channel.simulate(x, sr, quiet, seed=seed, cache_dir=cache_dir)
@@ -196,8 +200,26 @@ def main(argv=None):
     ap.add_argument("--azimuths", default="",
                     help="microphone azimuths in degrees, comma-separated; the clips of each "
                          "category take them in turn (default: the preset's placement)")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="another ChannelConfig field for the preset (repeatable), e.g. "
+                         "distance_m=3; values are JSON where they parse")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    overrides = {}
+    for item in args.settings:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            ap.error("--set wants KEY=VALUE, not %r" % item)
+        try:
+            overrides[name.strip()] = json.loads(text.strip())
+        except ValueError:
+            overrides[name.strip()] = text.strip()
+    try:
+        channel.ChannelConfig.from_preset(args.preset, **overrides)
+    except (ValueError, KeyError) as exc:
+        ap.error("--preset/--set: %s" % exc)
+    except TypeError as exc:
+        ap.error("--set: a value of the wrong type (%s)" % exc)
     try:
         azimuths = [float(v) for v in args.azimuths.split(",") if v.strip()]
     except ValueError:
@@ -239,7 +261,7 @@ def main(argv=None):
         for k, (cat, i, path) in enumerate(clips):
             az = azimuths[i % len(azimuths)] if azimuths else None
             try:
-                w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir, az)
+                w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir, az, overrides)
             except ValueError as e:
                 ap.exit(2, "ota_study.py: error: %s\n" % e)
             wnr.append(band_wnr_db(w, h + n, end_s, mark_seconds(key)))
@@ -259,12 +281,16 @@ def main(argv=None):
         cats = sorted({r["category"] for r in rows[ci]})
         by_cat = {c: int(sum(r["score"] >= thr for r in rows[ci] if r["category"] == c))
                   for c in cats}
+        med_cat = {c: round(float(np.median([r["score"] for r in rows[ci] if r["category"] == c])), 2)
+                   for c in cats}
         summary.append({"detector": feat, "condition": cond, "median": round(float(np.median(v)), 2),
                         "detected": int((v >= thr).sum()),
-                        "clips": len(v), "detected_by_category": by_cat})
+                        "clips": len(v), "detected_by_category": by_cat,
+                        "median_by_category": med_cat})
     wnr_median = [round(float(v), 1) for v in np.median(np.array(wnr), axis=0)]
     hnr_median = [round(float(v), 1) for v in np.median(np.array(hnr), axis=0)]
-    out = {"preset": args.preset, "azimuths_deg": azimuths, "threshold": thr, "cases": summary,
+    out = {"preset": args.preset, "set": overrides, "azimuths_deg": azimuths, "threshold": thr,
+           "cases": summary,
            "band_edges_hz": BAND_EDGES_HZ, "mark_to_rest_db": wnr_median,
            "host_to_noise_db": hnr_median,
            "unmarked_max": round(max(nulls), 2), "per_clip": {str(k): v for k, v in rows.items()}}
@@ -280,10 +306,11 @@ def main(argv=None):
           + ", ".join("%d-%d Hz %.1f" % (a, b, v) for a, b, v in
                       zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], hnr_median)))
     print("%-10s %-28s %7s %9s  %s" % ("detector", "condition", "median", "detected",
-                                         "by category"))
+                                         "by category: detected (median)"))
     for s in summary:
         det = "%d/%d" % (s["detected"], s["clips"])
-        cats = " ".join("%s %d" % kv for kv in sorted(s["detected_by_category"].items()))
+        cats = " ".join("%s %d (%.2f)" % (c, n, s["median_by_category"][c])
+                        for c, n in sorted(s["detected_by_category"].items()))
         print("%-10s %-28s %7.2f %9s  %s" % (s["detector"], s["condition"], s["median"], det,
                                              cats))
     return 0
