@@ -160,3 +160,47 @@ def test_firmware_module_text_round_trips():
     ns = {}
     exec(keys.firmware_module_text(k), ns)
     assert ns["KEY"] == k
+
+
+def test_keygen_board_puts_the_line_enhancer_where_the_board_runs_it(tmp_path, capsys):
+    """--board picks the detector's front end: the enhancer on MicroPython Arm boards (RP2040,
+    RP2350), none on CircuitPython or ESP32 boards; --line-enhancer/--no-line-enhancer still
+    decide, and a board that cannot run the enhancer refuses it in one line."""
+    made = {}
+    for board in ("pico-inmp441", "pico2-inmp441", "feather-rp2040-pdm", "esp32-devkitc-inmp441"):
+        path = str(tmp_path / (board + ".json"))
+        assert cli.main(["keygen", path, "--seed", "5", "--board", board]) == 0
+        made[board] = keys.load(path)
+        out = capsys.readouterr().out
+        assert ("for board %s: with" % board) in out or ("for board %s: without" % board) in out
+    plain = keys.generate(5)
+    for board, enh in (("pico-inmp441", 1), ("pico2-inmp441", 1), ("feather-rp2040-pdm", 0),
+                       ("esp32-devkitc-inmp441", 0)):
+        k = made[board]
+        assert k["key_bits"] == plain["key_bits"] and k["key_id"] == plain["key_id"]
+        assert k.get("line_enhancer", 0) == enh, board
+        assert k["threshold"] == keys.default_threshold(2.0, 6, enh)
+    # the user's word wins where the board can run it
+    p = str(tmp_path / "pico-plain.json")
+    assert cli.main(["keygen", p, "--seed", "5", "--board", "pico-inmp441",
+                     "--no-line-enhancer"]) == 0
+    assert not keys.load(p).get("line_enhancer")
+    capsys.readouterr()
+    assert cli.main(["keygen", str(tmp_path / "x.json"), "--seed", "5", "--board",
+                     "feather-rp2040-pdm", "--line-enhancer"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run it" in err and "CircuitPython" in err and "Traceback" not in err
+    assert not (tmp_path / "x.json").exists()
+    assert cli.main(["keygen", str(tmp_path / "y.json"), "--board", "no-such-board"]) == 2
+    assert "unknown board 'no-such-board'" in capsys.readouterr().err
+    # --from: the twin for a board, and back to plain
+    twin = str(tmp_path / "twin.json")
+    assert cli.main(["keygen", twin, "--from", str(tmp_path / "feather-rp2040-pdm.json"),
+                     "--board", "pico2-inmp441"]) == 0
+    t = keys.load(twin)
+    assert t["line_enhancer"] == 1 and t["key_id"] == plain["key_id"] and t["threshold"] == 6.0
+    back = str(tmp_path / "back.json")
+    assert cli.main(["keygen", back, "--from", twin, "--no-line-enhancer"]) == 0
+    b = keys.load(back)
+    assert not b.get("line_enhancer") and b["threshold"] == plain["threshold"]
+    assert b["key_bits"] == plain["key_bits"]

@@ -237,14 +237,17 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     return record
 
 
-def detector_twin(record, *, line_enhancer=False, lag_periods=None, threshold=None):
+def detector_twin(record, *, line_enhancer=None, lag_periods=None, threshold=None):
     """The same key, so the same mark, with other detector settings: the line enhancer
-    in front (docs/ALGORITHM.md §8) and/or fewer lag periods, and the calibrated threshold
-    of the new shape, or `threshold`. The key's bits were chosen for its own lag periods,
-    so more periods than it has are refused."""
+    in front (docs/ALGORITHM.md §8) or taken out (`line_enhancer` True or False; None
+    keeps the key's), and/or fewer lag periods, and the calibrated threshold of the new
+    shape, or `threshold`. The key's bits were chosen for its own lag periods, so more
+    periods than it has are refused."""
     out = {k: v for k, v in record.items() if k != "checksum"}
     if line_enhancer:
         out["line_enhancer"] = 1
+    elif line_enhancer is not None:
+        out.pop("line_enhancer", None)
     if lag_periods is not None:
         if lag_periods > record["lag_periods"]:
             raise AirmarkError("this key's bits were chosen for %d lag periods, not %d: make "
