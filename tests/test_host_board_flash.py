@@ -99,8 +99,11 @@ def test_dry_run_json(key_path, key, capsys):
     files = {f["dest"]: f for f in plan["files"]}
     assert files["airmark_keydata.mpy"]["source"] == "generated: key %s" % key["key_id"]
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in plan["files"])
+    assert "hint" not in capsys.readouterr().err  # --json prints nothing else
     assert cli.main(["flash", "--board", "feather-rp2040-pdm", "--key", key_path, "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    cap = capsys.readouterr()
+    out = cap.out
+    assert "hint" not in cap.err  # CircuitPython cannot run the line enhancer
     shipped = [ln.split()[0] for ln in out.splitlines() if ln.startswith("  ")][1:]
     assert shipped[0] == "code.py" and "airmark_boardcfg.py" in shipped
     assert all(n.endswith(".py") for n in shipped)
@@ -233,3 +236,20 @@ def test_circuitpython_drive_checks(tmp_path, feather, key):
     rep = flashing.flash(feather, key, drive=str(tmp_path), check=False)
     assert rep.device is None and rep.reset == "CircuitPython auto-reload"
     assert (tmp_path / "code.py").exists() and (tmp_path / "airmark_keydata.py").exists()
+
+
+def test_plain_key_on_a_board_that_runs_the_line_enhancer_gets_a_hint(key_path, tmp_path, capsys):
+    assert not keys.load(key_path).get("line_enhancer")
+    assert cli.main(["flash", "--board", "pico-inmp441", "--key", key_path, "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("hint: pico-inmp441 runs the line enhancer")
+    assert ("--from %s --board pico-inmp441" % key_path) in err
+    twin = str(tmp_path / "twin.json")
+    assert cli.main(["keygen", twin, "--from", key_path, "--board", "pico-inmp441"]) == 0
+    capsys.readouterr()
+    assert cli.main(["flash", "--board", "pico-inmp441", "--key", twin, "--dry-run"]) == 0
+    cap = capsys.readouterr()
+    assert "hint" not in cap.err and "airmark_enhancer_thumb.mpy" in cap.out
+    assert cli.main(["flash", "--board", "esp32-devkitc-inmp441", "--key", key_path,
+                     "--dry-run"]) == 0
+    assert "hint" not in capsys.readouterr().err
