@@ -38,15 +38,21 @@ def test_decomposition_adds_up_and_the_mark_alone_is_coherent(tmp_path):
     assert 5.0 < end_s < 7.0
 
 
-def test_study_cli_json_on_a_tiny_corpus(tmp_path):
+def _study_cmd(tmp_path, seconds=10.0):
+    """The study tool's command line over a one-clip corpus of generated music."""
     corpus = tmp_path / "corpus"
     (corpus / "music").mkdir(parents=True)
-    sf.write(str(corpus / "music" / "m0.wav"), demo_music(10.0, 6) * 0.5, 44100, subtype="PCM_16")
+    sf.write(str(corpus / "music" / "m0.wav"), demo_music(seconds, 6) * 0.5, 44100,
+             subtype="PCM_16")
     (corpus / "manifest.json").write_text(json.dumps(
         {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus",
-                        str(corpus), "--clips", "1", "--no-model", "--json", "--cache-dir",
-                        str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
+    return [sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus", str(corpus),
+            "--clips", "1", "--json", "--cache-dir", str(tmp_path / "cache")]
+
+
+def test_study_cli_json_on_a_tiny_corpus(tmp_path):
+    r = subprocess.run(_study_cmd(tmp_path) + ["--no-model"], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert [c["detector"] for c in out["cases"]] == ["product"] * 5
@@ -67,13 +73,7 @@ def test_study_cli_json_on_a_tiny_corpus(tmp_path):
 def test_study_placements_and_long_keys(tmp_path):
     """--azimuths places the microphone clip by clip; a key longer than a clip allows is one
     error line (exit 2), as is a bad azimuth list."""
-    corpus = tmp_path / "corpus"
-    (corpus / "music").mkdir(parents=True)
-    sf.write(str(corpus / "music" / "m0.wav"), demo_music(7.0, 6) * 0.5, 44100, subtype="PCM_16")
-    (corpus / "manifest.json").write_text(json.dumps(
-        {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
-    base = [sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus", str(corpus),
-            "--clips", "1", "--no-model", "--json", "--cache-dir", str(tmp_path / "cache")]
+    base = _study_cmd(tmp_path, 7.0) + ["--no-model"]
     r = subprocess.run(base + ["--azimuths=15", "--set", "distance_m=3", "--set", "noise=null"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -98,8 +98,9 @@ def test_study_placements_and_long_keys(tmp_path):
     assert short.returncode == 2, short.stderr
     assert short.stderr.strip().endswith("too short for a 6.0 s mark")
     assert "Traceback" not in short.stderr
-    w, h, n, end_s = ota_study.parts(str(corpus / "music" / "m0.wav"), keys.generate(seed=5),
-                                     "living-room-6m", 0, str(tmp_path / "cache"), 15.0)
+    clip = str(tmp_path / "corpus" / "music" / "m0.wav")
+    w, h, n, end_s = ota_study.parts(clip, keys.generate(seed=5), "living-room-6m", 0,
+                                     str(tmp_path / "cache"), 15.0)
     assert 4.0 + 2.0 < end_s < 8.0  # a 2 s mark from 4 s in, through the room's delay
 
 
@@ -111,13 +112,7 @@ def test_study_run_key_and_feature_options(tmp_path):
     assert len(bits) == len(key["key_bits"])
     assert all(bits[i] == bits[i - i % 4] for i in range(len(bits)))
     assert bits[::4] == key["key_bits"][:len(bits[::4])]
-    corpus = tmp_path / "corpus"
-    (corpus / "music").mkdir(parents=True)
-    sf.write(str(corpus / "music" / "m0.wav"), demo_music(10.0, 6) * 0.5, 44100, subtype="PCM_16")
-    (corpus / "manifest.json").write_text(json.dumps(
-        {"clips": [{"category": "music", "file": "music/m0.wav"}]}))
-    base = [sys.executable, os.path.join(ROOT, "tools", "ota_study.py"), "--corpus", str(corpus),
-            "--clips", "1", "--json", "--cache-dir", str(tmp_path / "cache")]
+    base = _study_cmd(tmp_path)
     r = subprocess.run(base + ["--run-blocks", "4", "--features", "td-sign3"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
