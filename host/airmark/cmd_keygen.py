@@ -28,7 +28,8 @@ from . import flashing, keys
                    "RP2350), not on CircuitPython or ESP32 boards.")
 @click.option("--from", "from_key", default=None, type=click.Path(dir_okay=False), metavar="KEY",
               help="Copy KEY (the same mark) and change only detector settings: "
-                   "--line-enhancer, --lag-periods (up to the key's own), --threshold.")
+                   "--line-enhancer/--no-line-enhancer or --board, --lag-periods (up to the "
+                   "key's own), --threshold.")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key record as JSON.")
 def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, board, from_key,
