@@ -379,3 +379,23 @@ def test_cli_embed_reports_level_cap(tmp_path, key, capsys):
     assert side["capped_blocks"] > 0
     assert "level cap: %d of %d blocks turned down to keep the mark 5 dB under the host" % (
         side["capped_blocks"], side["blocks"]) in capsys.readouterr().out
+
+
+def test_cli_embed_warns_when_a_silent_host_takes_no_mark(tmp_path, key, capsys):
+    """Digital silence has nothing to hide a mark under: the copy is written unchanged and
+    the command says so on stderr (in --json mode too, leaving stdout to the JSON)."""
+    from airmark.cli import main
+    keyfile = str(tmp_path / "k.json")
+    keys.save(key, keyfile)
+    src, dst = str(tmp_path / "silence.wav"), str(tmp_path / "out.wav")
+    sf.write(src, np.zeros(3 * 16000), 16000, subtype="PCM_16")
+    assert main(["embed", src, dst, "--key", keyfile, "--json"]) == 0
+    cap = capsys.readouterr()
+    info = json.loads(cap.out)
+    assert info["whr_db"] is None and info["segments"]
+    assert "no mark went into" in cap.err and "silent" in cap.err
+    assert not np.any(sf.read(dst)[0])
+    loud = str(tmp_path / "music.wav")
+    sf.write(loud, music_like(1.0, 16000), 16000, subtype="PCM_16")
+    assert main(["embed", loud, str(tmp_path / "m.wav"), "--key", keyfile]) == 0
+    assert "no mark went into" not in capsys.readouterr().err

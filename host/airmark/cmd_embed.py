@@ -32,6 +32,9 @@ def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json,
         info = embed_lib.embed_file(infile, outfile, key, start_s=start_s,
                                     duration_s=duration_s, strength_db=strength_db,
                                     overwrite=force, progress=update)
+    if info["segments"] and info["whr_db"] is None:
+        click.echo("airmark: warning: no mark went into %s: the host is silent over the marked "
+                   "segment, and the mark is held under the host's own level" % outfile, err=True)
     if as_json:
         click.echo(json.dumps(info))
     else:
