@@ -411,3 +411,23 @@ def test_detect_line_enhancer_flag_runs_the_keys_twin(tmp_path, capsys):
     assert rc == 0 and lines[-1]["threshold"] == keys.ENHANCED_THRESHOLD
     assert lines[-1]["line_enhancer"] is True
     assert [ln for ln in lines if ln["event"] == "detection"]
+
+
+def test_the_line_enhancer_finds_a_mark_on_a_lone_pure_tone():
+    """One sine leaves the default detector's signs to its own zero crossings (docs/ALGORITHM.md
+    §6), so a mark on it stays under the default threshold even digitally; the enhancer
+    takes the tone out and finds it, and finds nothing on the unmarked tone."""
+    from airmark import audio, embed, keys
+    from airmark.detect import detect_samples
+    key = keys.generate(5)
+    twin = keys.enhancer_twin(key)
+    fs = 44100
+    x = 0.125 * np.sin(2 * np.pi * 440.0 * np.arange(6 * fs) / fs)
+    y, info = embed.embed_array(x, fs, key, start_s=2.0, duration_s=2.0)
+    assert -9.0 < info["whr_db"] < -6.0
+    marked, plain = audio.to_detector_int16(y, fs), audio.to_detector_int16(x, fs)
+    found = detect_samples(marked, twin)
+    assert [round(e["t"]) for e in found.events] == [4]
+    assert found.scores.max() > 3 * twin["threshold"]
+    assert not detect_samples(plain, twin).events
+    assert detect_samples(marked, key).scores.max() < key["threshold"]
