@@ -379,6 +379,11 @@ def test_cli_embed_reports_level_cap(tmp_path, key, capsys):
     assert side["capped_blocks"] > 0
     assert "level cap: %d of %d blocks turned down to keep the mark 5 dB under the host" % (
         side["capped_blocks"], side["blocks"]) in capsys.readouterr().out
+    # past +11 dB the cap itself sits over the host: said, and warned about
+    assert main(["embed", src, dst, "--key", keyfile, "--strength", "20", "--force"]) == 0
+    cap = capsys.readouterr()
+    assert "keep the mark 9 dB over the host" in cap.out
+    assert "warning: at --strength +20.0 the level cap lets the mark reach 9.0 dB over" in cap.err
 
 
 def test_cli_embed_warns_when_a_silent_host_takes_no_mark(tmp_path, key, capsys):

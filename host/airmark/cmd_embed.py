@@ -32,6 +32,11 @@ def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json,
         info = embed_lib.embed_file(infile, outfile, key, start_s=start_s,
                                     duration_s=duration_s, strength_db=strength_db,
                                     overwrite=force, progress=update)
+    if info["whr_cap_db"] > 0:
+        click.echo("airmark: warning: at --strength %+.1f the level cap lets the mark reach "
+                   "%.1f dB over its host: expect it to be audible" % (strength_db,
+                                                                        info["whr_cap_db"]),
+                   err=True)
     if info["segments"] and info["whr_db"] is None:
         click.echo("airmark: warning: no mark went into %s: the host is silent over the marked "
                    "segment, and the mark is held under the host's own level" % outfile, err=True)
@@ -43,8 +48,10 @@ def command(infile, outfile, keyfile, start_s, duration_s, strength_db, as_json,
                    % (outfile, info["key_id"], segs, info["strength_db"],
                       _fmt(info["whr_db"]), _fmt(info["whr_band_db"])))
         if info["capped_blocks"]:
-            click.echo("level cap: %d of %d blocks turned down to keep the mark %g dB under "
-                       "the host" % (info["capped_blocks"], info["blocks"], -info["whr_cap_db"]))
+            cap = info["whr_cap_db"]
+            click.echo("level cap: %d of %d blocks turned down to keep the mark %g dB %s the host"
+                       % (info["capped_blocks"], info["blocks"], abs(cap),
+                          "under" if cap <= 0 else "over"))
         if info["limited_samples"]:
             click.echo("limiter: %d samples softly limited to stay within full scale"
                        % info["limited_samples"])
