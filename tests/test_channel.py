@@ -439,9 +439,25 @@ def test_cli_simulate_writes_16k_int16_and_json(tmp_path, capsys, cache):
     assert info["config"]["snr_db"] == 15.0 and info["config"]["drift_ppm"] == -50.0
     data, fs = sf.read(str(out), dtype="int16")
     assert fs == 16000 and data.ndim == 1 and len(data) == info["frames"]
+    assert "warning" not in capsys.readouterr().err  # this room meets its RT60
     rc = main(["simulate", str(tmp_path / "missing.wav"), str(out)])
     assert rc == 2
     assert "missing.wav" in capsys.readouterr().err
+
+
+def test_cli_simulate_warns_when_the_room_misses_its_rt60():
+    from airmark import cmd_simulate
+
+    def info(measured):
+        return {"stages": [{"stage": "loudspeaker"},
+                           {"stage": "room", "rt60_s": 0.5, "rt60_measured_s": measured,
+                            "room_dim_m": [102.0, 71.4, 2.7]}]}
+    assert cmd_simulate.rt60_warning(info(0.52)) is None
+    assert cmd_simulate.rt60_warning(info(0.45)) is None
+    msg = cmd_simulate.rt60_warning(info(2.98))
+    assert msg.startswith("this room could not be given RT60 0.50 s: it decays in 2.98 s")
+    assert "102x71.4x2.7 m" in msg
+    assert cmd_simulate.rt60_warning({"stages": [{"stage": "resample"}]}) is None
 
 
 # ------------------------------------------------------------------ room model

@@ -1,6 +1,7 @@
 """`airmark simulate IN OUT`: play a file through the simulated over-the-air channel."""
 
 import json
+import warnings
 
 import click
 
@@ -98,13 +99,31 @@ def command(infile, outfile, preset, distance, rt60, room_dim, snr, noise, noise
                        room_dim=_parse_dims(room_dim), spl=spl, mic_gain=mic_gain,
                        settings=settings)
     cache = cache_dir if cache_dir is not None else channel.default_cache_dir()
-    info = channel.simulate_file(infile, outfile, cfg, seed=seed, cache_dir=cache)
+    with warnings.catch_warnings():
+        # a large room: pyroomacoustics says it traces many rays (slow, not wrong)
+        warnings.filterwarnings("ignore", message="The number of rays", category=UserWarning)
+        info = channel.simulate_file(infile, outfile, cfg, seed=seed, cache_dir=cache)
     info["preset"] = preset
+    warning = rt60_warning(info)
+    if warning:
+        click.echo("airmark: warning: " + warning, err=True)
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         click.echo(describe(info))
     return 0
+
+
+def rt60_warning(info, tolerance=0.2):
+    """A sentence when the simulated room missed its RT60 by more than `tolerance`, else None
+    (the wall absorption is capped at 0.99: some long, low rooms cannot decay fast enough)."""
+    for st in info["stages"]:
+        want, got = st.get("rt60_s"), st.get("rt60_measured_s")
+        if st["stage"] == "room" and want and got and abs(got / want - 1) > tolerance:
+            return ("this room could not be given RT60 %.2f s: it decays in %.2f s (%s m; a "
+                    "long, low room keeps grazing paths alive)"
+                    % (want, got, "x".join("%g" % d for d in st["room_dim_m"])))
+    return None
 
 
 def describe(info):

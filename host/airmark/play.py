@@ -230,6 +230,10 @@ class SoundDeviceOutput:
         self._t0 = None
         self._first = threading.Event()
 
+    def _device_name(self):
+        return ("the default audio output" if self.device is None
+                else "audio output %r" % (self.device,))
+
     def start(self, data, samplerate):
         sd = _sounddevice()
         import numpy as np
@@ -262,10 +266,10 @@ class SoundDeviceOutput:
                                            finished_callback=self._done.set)
             self._stream.start()
         except Exception as exc:  # PortAudioError, ValueError for a bad device
-            raise PlayError("cannot open audio output %r: %s" % (self.device, exc)) from None
+            raise PlayError("cannot open %s: %s" % (self._device_name(), exc)) from None
         if not self._first.wait(5):
             self.stop()
-            raise PlayError("audio output %r did not start within 5 s" % (self.device,))
+            raise PlayError("%s did not start within 5 s" % (self._device_name(),))
         return self._t0
 
     @property
