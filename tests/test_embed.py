@@ -404,3 +404,27 @@ def test_cli_embed_warns_when_a_silent_host_takes_no_mark(tmp_path, key, capsys)
     sf.write(loud, music_like(1.0, 16000), 16000, subtype="PCM_16")
     assert main(["embed", loud, str(tmp_path / "m.wav"), "--key", keyfile]) == 0
     assert "no mark went into" not in capsys.readouterr().err
+
+
+def test_outputs_get_ordinary_permissions(tmp_path, key):
+    """The atomic write goes through a temporary file made private by mkstemp; the marked
+    file and its sidecar still get what the umask gives a new file, and an overwritten file
+    keeps its own mode."""
+    import stat
+    keyfile = str(tmp_path / "k.json")
+    keys.save(key, keyfile)
+    src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
+    sf.write(src, music_like(1.0, 44100), 44100, subtype="PCM_16")
+    old = os.umask(0o022)
+    try:
+        embed_file(src, dst, key)
+        mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
+        assert mode(dst) == 0o644 and mode(dst + ".airmark.json") == 0o644
+        os.chmod(dst, 0o640)
+        embed_file(src, dst, key, overwrite=True)
+        assert mode(dst) == 0o640
+        os.umask(0o077)
+        embed_file(src, str(tmp_path / "private.wav"), key)
+        assert mode(str(tmp_path / "private.wav")) == 0o600
+    finally:
+        os.umask(old)

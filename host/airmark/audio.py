@@ -19,6 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import fsutil
 from .errors import AudioError, ToolMissing
 
 DETECTOR_SAMPLERATE_HZ = 16000
@@ -292,7 +293,7 @@ class AudioWriter:
                         self.path, err.splitlines()[-1] if err else "failed"))
                 self._proc.stderr.close()
                 self._proc = None
-            os.replace(self._tmp, self.path)
+            fsutil.publish(self._tmp, self.path)
             self._tmp = None
         except BaseException:
             self._discard()

@@ -52,7 +52,7 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
-from . import psycho
+from . import fsutil, psycho
 from .errors import AirmarkError
 
 DETECTOR_SAMPLERATE_HZ = 16000
@@ -820,7 +820,7 @@ def _write_json_atomic(path, record):
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2)
             f.write("\n")
-        os.replace(tmp, path)
+        fsutil.publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

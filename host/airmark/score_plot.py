@@ -3,6 +3,7 @@
 import os
 import tempfile
 
+from . import fsutil
 from .errors import AirmarkError, ToolMissing
 
 
@@ -52,7 +53,7 @@ def plot_scores(path, traces, threshold, *, title=None, marks=()):
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, path)
+        fsutil.publish(tmp, path)
     except OSError as exc:
         raise AirmarkError("cannot write the plot %s: %s" % (path, exc.strerror)) from None
     finally:
