@@ -255,3 +255,20 @@ def test_by_rt60_pools_the_other_axes_and_reaches_the_report(corpus, key, tmp_pa
     assert sum(r["detected"] for r in rows) == s["overall"]["detected"]
     text = eval_report.write_report(s, tmp_path / "out").read_text()
     assert "## By RT60" in text and "| 0.6 s |" in text
+
+
+def test_rooms_that_miss_their_rt60_are_reported(corpus, key, tmp_path):
+    """In a 32 x 22 x 2.7 m room the model's decay strays from an RT60 of 0.3 s (shorter or
+    longer by placement): the run lists such rooms and the report says so; rooms that meet
+    their RT60 are not listed."""
+    grid = evaluate.Grid(distance_m=[1.0, 30.0], rt60_s=[0.3], snr_db=[20.0])
+    s = run(corpus, key, tmp_path / "cache", grid)
+    misses = s["rt60_misses"]
+    assert misses and all(m["point"]["distance_m"] == 30.0 for m in misses)
+    assert all(abs(m["rt60_measured_s"] / m["rt60_s"] - 1) > 0.2 for m in misses)
+    text = eval_report.write_report(s, tmp_path / "rep").read_text()
+    assert "of the rooms missed their RT60 by more than 20 %" in text
+    assert "30 m, RT60 0.30 s measured" in text
+    ok = run(corpus, key, tmp_path / "cache", evaluate.Grid(distance_m=[1.0], rt60_s=[0.3],
+                                                           snr_db=[20.0]))
+    assert ok["rt60_misses"] == []

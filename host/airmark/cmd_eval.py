@@ -66,19 +66,20 @@ def _noises(text):
 @click.option("--codec", help="Codecs, e.g. none,mp3:128k,opus:64k (default none).")
 @click.option("--spatial", help="off,on (default off).")
 @click.option("--noise", help="Noise types: pink,babble,hvac,tv (default pink).")
-@click.option("--mark-seconds", type=float, default=2.0, show_default=True)
+@click.option("--mark-seconds", type=click.FloatRange(0.1, 60.0), default=2.0, show_default=True)
 @click.option("--strength-db", type=float, default=4.0, show_default=True,
               help="Mark strength, dB over the masking threshold (the embedder default is +4).")
-@click.option("--clips-per-category", type=int, default=None,
+@click.option("--clips-per-category", type=click.IntRange(1, None), default=None,
               help="Use only the first N clips of each category.")
 @click.option("--categories", default=None,
               help="Only these corpus categories, comma-separated (e.g. speech,drums).")
-@click.option("--visqol-clips", type=int, default=None,
+@click.option("--visqol-clips", type=click.IntRange(0, None), default=None,
               help="Clips for ViSQOL (default 6, --quick 1; 0 skips).")
 @click.option("--positions", type=click.IntRange(0, 64), default=4, show_default=True,
               help="Mic placements per grid point, taken in turn by each category's clips "
                    "(0: the preset's single placement).")
-@click.option("--jobs", type=int, default=0, help="Worker processes (default: all cores).")
+@click.option("--jobs", type=click.IntRange(0, None), default=0,
+              help="Worker processes (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Channel-output and RIR cache (default: $AIRMARK_CACHE_DIR or ./cache).")
@@ -118,6 +119,14 @@ def command(corpus_dir, keyfile, out_dir, quick, distance, rt60, snr, drift, cod
     with progress_bar("eval", disable=as_json) as update:
         summary = evaluate.run_eval(corpus_dir, key, grid=grid, opts=opts, cache_dir=cache,
                                     progress=update)
+    misses = summary.get("rt60_misses") or []
+    if misses:
+        m = max(misses, key=lambda m: abs(m["rt60_measured_s"] / m["rt60_s"] - 1))
+        click.echo("airmark: warning: %d of the grid's rooms missed their RT60 by more than "
+                   "%d %% (worst: %g m, %.2f s for %.2f s); results.json lists them under "
+                   "rt60_misses" % (len(misses), round(100 * evaluate.RT60_TOLERANCE),
+                                    m["point"]["distance_m"], m["rt60_measured_s"], m["rt60_s"]),
+                   err=True)
     clips = evaluate.load_corpus(corpus_dir, clips_per_category, categories)
     summary["visqol"] = evaluate.visqol_subset(clips, key, opts, n_clips=visqol_clips)
     cmdline = "airmark eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \

@@ -116,12 +116,12 @@ def command(infile, outfile, preset, distance, rt60, room_dim, snr, noise, noise
 
 def rt60_warning(info, tolerance=0.2):
     """A sentence when the simulated room missed its RT60 by more than `tolerance`, else None
-    (the wall absorption is capped at 0.99: some long, low rooms cannot decay fast enough)."""
+    (in large, low rooms the hybrid model's decay strays from the target, either way)."""
     for st in info["stages"]:
         want, got = st.get("rt60_s"), st.get("rt60_measured_s")
         if st["stage"] == "room" and want and got and abs(got / want - 1) > tolerance:
-            return ("this room could not be given RT60 %.2f s: it decays in %.2f s (%s m; a "
-                    "long, low room keeps grazing paths alive)"
+            return ("this room could not be given RT60 %.2f s: it decays in %.2f s (%s m; in "
+                    "large, low rooms the simulated decay strays from the target)"
                     % (want, got, "x".join("%g" % d for d in st["room_dim_m"])))
     return None
 

@@ -141,6 +141,15 @@ def markdown(summary, plots, command=None):
     if fixed:
         lines += ["Same for every point: %s (channel preset `%s` for the rest)."
                   % (_fmt_point(pts[0], fixed), o["base_preset"]), ""]
+    misses = summary.get("rt60_misses") or []
+    if misses:
+        lines += ["**%d of the rooms missed their RT60 by more than 20 %%** (in large, low "
+                  "rooms the simulated decay strays from the target; their rows describe other "
+                  "rooms than they say): %s."
+                  % (len(misses), "; ".join(
+                      "%g m, RT60 %.2f s measured %.2f s" % (m["point"]["distance_m"],
+                                                             m["rt60_s"], m["rt60_measured_s"])
+                      for m in misses[:6]) + ("; …" if len(misses) > 6 else "")), ""]
     if o.get("positions"):
         lines += ["Microphone: %d seeded placements per point at its distance (azimuth within "
                   "±30° as the room allows, height 0.9–1.6 m), taken in turn by each "

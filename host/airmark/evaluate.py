@@ -327,13 +327,21 @@ def run_task(task):
     }
 
 
+RT60_TOLERANCE = 0.2  # a room whose measured RT60 is further off is reported
+
+
 def _warm_rirs(point, base_preset, cache_dir, position=None, seed=0):
+    """Compute (or find cached) the point's room; returns the room's RT60 miss, or None."""
     cfg = _point_config(point, base_preset, position, seed)
     if cfg.room:
         dim, srcs, mic = channel.room_geometry(cfg, n_sources=3 if cfg.spatial else 1)
-        channel.room_rirs(dim, srcs, mic, cfg.rt60_s, channel.MIC_SAMPLERATE_HZ,
-                          cache_dir=cache_dir, scattering=cfg.scattering)
-    return True
+        _, info = channel.room_rirs(dim, srcs, mic, cfg.rt60_s, channel.MIC_SAMPLERATE_HZ,
+                                    cache_dir=cache_dir, scattering=cfg.scattering)
+        got = info.get("rt60_measured_s")
+        if got and abs(got / cfg.rt60_s - 1) > RT60_TOLERANCE:
+            return {"point": point, "position": position, "room_dim_m": list(dim),
+                    "rt60_s": cfg.rt60_s, "rt60_measured_s": got}
+    return None
 
 
 # ----------------------------------------------------------------------------- the run
@@ -346,7 +354,10 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
     clips = load_corpus(corpus_dir, opts.clips_per_category, opts.categories)
     points = grid.points()
     for p in points:
-        _point_config(p, opts.base_preset)  # bad knobs fail here, before any work
+        try:
+            _point_config(p, opts.base_preset)  # bad knobs fail here, before any work
+        except (ValueError, TypeError) as exc:
+            raise AirmarkError("grid: %s" % exc) from None
     thresholds = np.linspace(0.0, 3.0 * float(key["threshold"]), SCORE_GRID_POINTS)
     jobs = opts.jobs or os.cpu_count() or 1
     try:
@@ -376,9 +387,10 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
     results = []
     total = len(tasks) + len(warm)
     done = 0
+    misses = []
     if jobs == 1:
         for p, q in warm:
-            _warm_rirs(p, opts.base_preset, cache_dir, q, opts.seed)
+            misses.append(_warm_rirs(p, opts.base_preset, cache_dir, q, opts.seed))
             done += 1
             if progress:
                 progress(done, total)
@@ -392,7 +404,7 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
             futs = [ex.submit(_warm_rirs, p, opts.base_preset, cache_dir, q, opts.seed)
                     for p, q in warm]
             for f in as_completed(futs):
-                f.result()
+                misses.append(f.result())
                 done += 1
                 if progress:
                     progress(done, total)
@@ -410,6 +422,8 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
     summary["corpus"] = {"dir": str(corpus_dir), "clips": len(clips),
                          "categories": _count(c.get("category", "other") for c in clips)}
     summary["elapsed_s"] = round(time.time() - t0, 1)
+    summary["rt60_misses"] = sorted((m for m in misses if m), key=lambda m: (
+        _point_id(m["point"]), m["position"] if m["position"] is not None else -1))
     summary["runs"] = [{k: v for k, v in r.items() if k != "upcross"} for r in results]
     return summary
 
