@@ -6,6 +6,7 @@ import warnings
 import click
 
 from . import channel
+from .evaluate import RT60_TOLERANCE
 
 
 def _parse_value(text):
@@ -114,7 +115,7 @@ def command(infile, outfile, preset, distance, rt60, room_dim, snr, noise, noise
     return 0
 
 
-def rt60_warning(info, tolerance=0.2):
+def rt60_warning(info, tolerance=RT60_TOLERANCE):
     """A sentence when the simulated room missed its RT60 by more than `tolerance`, else None
     (in large, low rooms the hybrid model's decay strays from the target, either way)."""
     for st in info["stages"]:

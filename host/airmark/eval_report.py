@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import POINT_KEYS
+from .evaluate import POINT_KEYS, RT60_TOLERANCE
 
 PLOTS = {"distance": "detection_vs_distance.png", "roc": "detection_vs_false_alarms.png",
          "latency": "latency_hist.png"}
@@ -143,10 +143,10 @@ def markdown(summary, plots, command=None):
                   % (_fmt_point(pts[0], fixed), o["base_preset"]), ""]
     misses = summary.get("rt60_misses") or []
     if misses:
-        lines += ["**%d of the rooms missed their RT60 by more than 20 %%** (in large, low "
+        lines += ["**%d of the rooms missed their RT60 by more than %d %%** (in large, low "
                   "rooms the simulated decay strays from the target; their rows describe other "
                   "rooms than they say): %s."
-                  % (len(misses), "; ".join(
+                  % (len(misses), round(100 * RT60_TOLERANCE), "; ".join(
                       "%g m, RT60 %.2f s measured %.2f s" % (m["point"]["distance_m"],
                                                              m["rt60_s"], m["rt60_measured_s"])
                       for m in misses[:6]) + ("; …" if len(misses) > 6 else "")), ""]
