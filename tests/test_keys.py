@@ -204,3 +204,32 @@ def test_keygen_board_puts_the_line_enhancer_where_the_board_runs_it(tmp_path, c
     b = keys.load(back)
     assert not b.get("line_enhancer") and b["threshold"] == plain["threshold"]
     assert b["key_bits"] == plain["key_bits"]
+
+
+def test_cli_imports_a_command_only_when_it_runs_and_ctrl_c_during_it_is_one_line(
+        monkeypatch, capsys):
+    """`import airmark.cli` stays light (the console script starts fast, and a Ctrl-C while a
+    command's heavy imports load is caught by main): exit 130, one line, no traceback."""
+    import subprocess
+    import sys
+    code = ("import sys, airmark.cli as c; "
+            "print(sorted(m for m in ('scipy', 'pyroomacoustics', 'airmark.cmd_embed') "
+            "if m in sys.modules))")
+    host = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "host")
+    env = dict(os.environ, PYTHONPATH=host)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr)
+    real = cli.importlib.import_module
+
+    def slow_import(name, *a):
+        if name == "airmark.cmd_embed":
+            raise KeyboardInterrupt
+        return real(name, *a)
+    monkeypatch.setattr(cli.importlib, "import_module", slow_import)
+    assert cli.main(["embed", "in.wav", "out.wav", "--key", "k.json"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "airmark: interrupted" and "Traceback" not in err
+    assert cli.main(["no-such-command"]) == 2
+    assert cli.main(["keygen", "--help"]) == 0
+    assert "--board" in capsys.readouterr().out

@@ -18,24 +18,29 @@ COMMANDS = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="airmark")
-def cli():
-    """airmark: embed an inaudible watermark and detect it over the air on a microcontroller."""
+class _LazyGroup(click.Group):
+    """Imports a sub-command's module only when it is invoked (or listed in --help), so a
+    command starts without the others' imports, and Ctrl-C during them is caught by main."""
 
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
 
-def _register():
-    for name in COMMANDS:
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
         try:
             mod = importlib.import_module("airmark.cmd_" + name)
         except ModuleNotFoundError as exc:
             if exc.name == "airmark.cmd_" + name:
-                continue
+                return None
             raise
-        cli.add_command(mod.command, name=name)
+        return mod.command
 
 
-_register()
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="airmark")
+def cli():
+    """airmark: embed an inaudible watermark and detect it over the air on a microcontroller."""
 
 
 def main(argv=None):
