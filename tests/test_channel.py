@@ -440,6 +440,8 @@ def test_cli_simulate_writes_16k_int16_and_json(tmp_path, capsys, cache):
     data, fs = sf.read(str(out), dtype="int16")
     assert fs == 16000 and data.ndim == 1 and len(data) == info["frames"]
     assert "warning" not in capsys.readouterr().err  # this room meets its RT60
+    assert main(["simulate", str(src), str(out), "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err
     rc = main(["simulate", str(tmp_path / "missing.wav"), str(out)])
     assert rc == 2
     assert "missing.wav" in capsys.readouterr().err

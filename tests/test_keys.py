@@ -231,5 +231,9 @@ def test_cli_imports_a_command_only_when_it_runs_and_ctrl_c_during_it_is_one_lin
     err = capsys.readouterr().err
     assert err.strip() == "airmark: interrupted" and "Traceback" not in err
     assert cli.main(["no-such-command"]) == 2
+    capsys.readouterr()
+    assert cli.main(["keygen", "never-written.json", "--seed", "-5"]) == 2  # was a traceback
+    err = capsys.readouterr().err
+    assert "--seed" in err and "Traceback" not in err
     assert cli.main(["keygen", "--help"]) == 0
     assert "--board" in capsys.readouterr().out

@@ -80,7 +80,7 @@ def _noises(text):
                    "(0: the preset's single placement).")
 @click.option("--jobs", type=click.IntRange(0, None), default=0,
               help="Worker processes (default: all cores).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Channel-output and RIR cache (default: $AIRMARK_CACHE_DIR or ./cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

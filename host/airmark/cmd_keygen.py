@@ -9,7 +9,8 @@ from . import flashing, keys
 
 @click.command()
 @click.argument("keyfile", type=click.Path(dir_okay=False))
-@click.option("--seed", type=int, default=None, help="Seed for a reproducible key (default: random).")
+@click.option("--seed", type=click.IntRange(0, None), default=None,
+              help="Seed for a reproducible key (default: random).")
 @click.option("--seconds", "key_seconds", type=float, default=None,
               help="Mark length the key spans (default 2.0 s).")
 @click.option("--lag-periods", type=click.IntRange(1, 8), default=None,

@@ -81,7 +81,8 @@ def build_config(preset, *, distance=None, rt60=None, snr=None, noise=None, nois
 @click.option("--mic-gain", type=float, help="Firmware gain before 16-bit, dB.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Any other ChannelConfig field (repeatable), e.g. --set mic_snr_db=60.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noises.")
+@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Seed of the noises.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="RIR/speech cache (default: $AIRMARK_CACHE_DIR or ./cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was applied as JSON.")
