@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from airmark import channel, detect, embed, fw, keys
+from airmark import channel, cmd_simulate, detect, embed, fw, keys
 from airmark.progress import progress_bar
 
 FS = 16000
@@ -207,13 +207,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.settings:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            ap.error("--set wants KEY=VALUE, not %r" % item)
         try:
-            overrides[name.strip()] = json.loads(text.strip())
-        except ValueError:
-            overrides[name.strip()] = text.strip()
+            name, value = cmd_simulate.parse_setting(item)  # as `airmark simulate --set`
+        except ValueError as exc:
+            ap.error(str(exc))
+        overrides[name] = value
     try:
         channel.ChannelConfig.from_preset(args.preset, **overrides)
     except (ValueError, KeyError) as exc:

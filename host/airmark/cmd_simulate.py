@@ -6,15 +6,19 @@ import warnings
 import click
 
 from . import channel
-from .evaluate import RT60_TOLERANCE
+from .evaluate import RT60_TOLERANCE, rt60_missed
 
 
-def _parse_value(text):
-    """A `--set key=value` value: JSON when it parses (numbers, true/false, null, lists)."""
+def parse_setting(item):
+    """`KEY=VALUE` from a `--set` option as (key, value); the value is JSON where it parses
+    (numbers, true/false, null, lists), else the text. ValueError without an `=`."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError("--set wants KEY=VALUE, not %r" % item)
     try:
-        return json.loads(text)
+        return key.strip(), json.loads(text.strip())
     except ValueError:
-        return text
+        return key.strip(), text.strip()
 
 
 def _parse_dims(text):
@@ -47,10 +51,11 @@ def build_config(preset, *, distance=None, rt60=None, snr=None, noise=None, nois
     if codec is not None:
         over["codec"] = None if codec.lower() == "none" else codec
     for item in settings:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise click.BadParameter("--set wants KEY=VALUE, not %r" % item)
-        over[key.strip()] = _parse_value(text.strip())
+        try:
+            key, value = parse_setting(item)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc))
+        over[key] = value
     try:
         return channel.ChannelConfig.from_preset(preset, **over)
     except (ValueError, TypeError) as exc:
@@ -121,7 +126,7 @@ def rt60_warning(info, tolerance=RT60_TOLERANCE):
     (in large, low rooms the hybrid model's decay strays from the target, either way)."""
     for st in info["stages"]:
         want, got = st.get("rt60_s"), st.get("rt60_measured_s")
-        if st["stage"] == "room" and want and got and abs(got / want - 1) > tolerance:
+        if st["stage"] == "room" and rt60_missed(want, got, tolerance):
             return ("this room could not be given RT60 %.2f s: it decays in %.2f s (%s m; in "
                     "large, low rooms the simulated decay strays from the target)"
                     % (want, got, "x".join("%g" % d for d in st["room_dim_m"])))

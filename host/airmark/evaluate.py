@@ -330,6 +330,11 @@ def run_task(task):
 RT60_TOLERANCE = 0.2  # a room whose measured RT60 is further off is reported
 
 
+def rt60_missed(want_s, got_s, tolerance=RT60_TOLERANCE):
+    """True if a room measured `got_s` where it was asked for `want_s`, beyond `tolerance`."""
+    return bool(want_s and got_s and abs(got_s / want_s - 1) > tolerance)
+
+
 def _warm_rirs(point, base_preset, cache_dir, position=None, seed=0):
     """Compute (or find cached) the point's room; returns the room's RT60 miss, or None."""
     cfg = _point_config(point, base_preset, position, seed)
@@ -338,7 +343,7 @@ def _warm_rirs(point, base_preset, cache_dir, position=None, seed=0):
         _, info = channel.room_rirs(dim, srcs, mic, cfg.rt60_s, channel.MIC_SAMPLERATE_HZ,
                                     cache_dir=cache_dir, scattering=cfg.scattering)
         got = info.get("rt60_measured_s")
-        if got and abs(got / cfg.rt60_s - 1) > RT60_TOLERANCE:
+        if rt60_missed(cfg.rt60_s, got):
             return {"point": point, "position": position, "room_dim_m": list(dim),
                     "rt60_s": cfg.rt60_s, "rt60_measured_s": got}
     return None
