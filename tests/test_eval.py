@@ -189,6 +189,7 @@ def test_report_files(corpus, key, tmp_path):
     path = eval_report.write_report(s, tmp_path / "out", command="airmark eval --quick")
     text = path.read_text()
     assert "Wilson" in text and "6.1 m" in text and "airmark eval --quick" in text
+    assert "## Target: 6.1 m, RT60 0.5 s, SNR 10 dB, +100 ppm" in text  # the drift run
     assert "4 seeded placements per point" in text
     for fn in eval_report.PLOTS.values():
         png = tmp_path / "out" / fn

@@ -2,7 +2,8 @@
 
 Every sub-command lives in its own module `airmark.cmd_<name>` exposing a click command
 named `command`. Library errors (AirmarkError) become one line `airmark: message` on stderr
-and the error's exit code; Ctrl-C exits 130 without a traceback.
+and the error's exit code; a wrong command line is one line too (exit 2, naming the
+command's --help); Ctrl-C exits 130 without a traceback.
 """
 
 import importlib
@@ -14,7 +15,7 @@ from .errors import AirmarkError
 
 COMMANDS = (
     "keygen", "embed", "detect", "simulate", "eval",
-    "ports", "flash", "monitor", "play",
+    "ports", "flash", "monitor", "play", "quality",
 )
 
 
@@ -60,8 +61,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("airmark: interrupted", err=True)
         return 130
+    except click.UsageError as exc:
+        ctx = exc.ctx
+        where = ctx.command_path if ctx is not None else "airmark"
+        click.echo("airmark: %s (see '%s --help')" % (exc.format_message().rstrip("."), where),
+                   err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo("airmark: %s" % exc.format_message(), err=True)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -739,6 +739,18 @@ def _same_file(a, b):
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def check_paths(in_path, out_path, overwrite):
+    """Refuse a missing IN, an OUT that is IN, and an existing OUT without `overwrite`."""
+    from . import audio
+    if not os.path.exists(in_path):
+        raise audio.AudioError("%s: no such file" % (in_path,))
+    if os.path.exists(out_path) and _same_file(in_path, out_path) or \
+            os.path.realpath(in_path) == os.path.realpath(out_path):
+        raise EmbedError("output %s is the input file; refusing to overwrite it" % (out_path,))
+    if os.path.exists(out_path) and not overwrite:
+        raise EmbedError("%s exists (use --force to replace it)" % (out_path,))
+
+
 def embed_file(in_path, out_path, key, *, start_s=None, duration_s=None, strength_db=DEFAULT_STRENGTH_DB,
                overwrite=False, progress=None, chunk_frames=DEFAULT_CHUNK_FRAMES):
     """Watermark a file, streaming, and write ``OUT`` and its sidecar ``OUT.airmark.json``.
@@ -767,13 +779,7 @@ def embed_file(in_path, out_path, key, *, start_s=None, duration_s=None, strengt
     """
     from . import audio
     in_path, out_path = str(in_path), str(out_path)
-    if not os.path.exists(in_path):
-        raise audio.AudioError("%s: no such file" % (in_path,))
-    if os.path.exists(out_path) and _same_file(in_path, out_path) or \
-            os.path.realpath(in_path) == os.path.realpath(out_path):
-        raise EmbedError("output %s is the input file; refusing to overwrite it" % (out_path,))
-    if os.path.exists(out_path) and not overwrite:
-        raise EmbedError("%s exists (use --force to replace it)" % (out_path,))
+    check_paths(in_path, out_path, overwrite)
     with audio.AudioReader(in_path, blocksize=chunk_frames) as reader:
         info_in = reader.info
         total = info_in["frames"]
@@ -810,6 +816,14 @@ def embed_file(in_path, out_path, key, *, start_s=None, duration_s=None, strengt
     _write_json_atomic(side, record)
     info["sidecar"] = side
     return info
+
+
+def add_to_sidecar(path, fields):
+    """Add `fields` to the sidecar JSON at `path` (rewritten atomically)."""
+    with open(path) as f:
+        record = json.load(f)
+    record.update(fields)
+    _write_json_atomic(path, record)
 
 
 def _write_json_atomic(path, record):

@@ -160,8 +160,11 @@ def markdown(summary, plots, command=None):
     t = summary.get("target_result")
     if t:
         tg = summary["target"]
-        lines += ["## Target: %.1f m, RT60 %.1f s, SNR %g dB, ±%g ppm" % (
-            tg["distance_m"], tg["rt60_s"], tg["snr_db"], tg["drift_abs_ppm"]), "",
+        drifts = t.get("drifts_ppm")
+        drift = ("/".join("%+g" % d for d in drifts) if drifts
+                 else "±%g" % tg["drift_abs_ppm"])
+        lines += ["## Target: %.1f m, RT60 %.1f s, SNR %g dB, %s ppm" % (
+            tg["distance_m"], tg["rt60_s"], tg["snr_db"], drift), "",
             "Detection %s (Wilson 95 %%: %s–%s, %d/%d; target ≥ %s): **%s**. "
             "False alarms %s per hour (%d in %.2f h, 95 %% upper bound %s/h; target ≤ %g): "
             "**%s**." % (

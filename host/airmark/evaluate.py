@@ -493,6 +493,7 @@ def summarise(results, thresholds, key, opts):
         wanted = {_point_id(p) for p in target}
         agg = _agg([r for r in results if _point_id(r["point"]) in wanted])
         verdict = dict(agg, points=len(target),
+                       drifts_ppm=sorted({float(p["drift_ppm"]) for p in target}),
                        meets_detection=agg["rate"] is not None
                        and agg["rate"] >= TARGET["detection"],
                        meets_false_alarms=agg["fa_per_hour"] is not None
@@ -520,10 +521,11 @@ def visqol_subset(clips, key, opts, *, n_clips, embed_fn=None, segment_s=4.0):
     each mark, for the first ``n_clips`` clips (one per category in turn)."""
     if n_clips <= 0:
         return None
+    from . import quality
     try:
-        from visqol import api as vapi
-    except ImportError:
-        return {"error": "visqol-python is not installed (pip install visqol-python)"}
+        api = quality.visqol_api()
+    except quality.QualityError as exc:
+        return {"error": str(exc)}
     embed_fn = embed_fn or _default_embed()
     rank = {}
     keyed = []
@@ -531,24 +533,17 @@ def visqol_subset(clips, key, opts, *, n_clips, embed_fn=None, segment_s=4.0):
         rank[c["category"]] = rank.get(c["category"], -1) + 1
         keyed.append((rank[c["category"]], c["category"], i))
     order = [clips[i] for _, _, i in sorted(keyed)][:n_clips]
-    v = vapi.VisqolApi()
-    v.create(mode="audio")
     rows = []
     for c in order:
         x, fs = channel.read_audio(c["path"])
-        x = x if x.ndim == 1 else x.mean(axis=1)
         start = _mark_start(c, len(x) / fs, opts)
         y, _ = embed_fn(x, fs, key, start_s=start, duration_s=opts.mark_s,
                         strength_db=opts.strength_db)
-        y = np.asarray(y, dtype=np.float64)
-        y = y if y.ndim == 1 else y.mean(axis=1)
-        a = max(0, int((start + opts.mark_s / 2 - segment_s / 2) * fs))
-        b = min(len(x), a + int(segment_s * fs))
-        ref = channel.resample(x[a:b], fs, 48000)
-        deg = channel.resample(y[a:b], fs, 48000)
-        r = v.measure_from_arrays(ref, deg, 48000)
+        r = quality.measure_arrays(x, y, fs, [(start, start + opts.mark_s)], max_windows=1,
+                                   api=api, window_s=segment_s)
         rows.append({"clip": c["file"], "category": c["category"],
-                     "moslqo": round(float(r.moslqo), 3)})
+                     "moslqo": r["min_moslqo"]})
+    scores = [r["moslqo"] for r in rows if r["moslqo"] is not None]
     return {"segment_s": segment_s, "clips": rows,
-            "mean_moslqo": round(float(np.mean([r["moslqo"] for r in rows])), 3),
-            "min_moslqo": round(float(np.min([r["moslqo"] for r in rows])), 3)}
+            "mean_moslqo": round(float(np.mean(scores)), 3) if scores else None,
+            "min_moslqo": round(float(np.min(scores)), 3) if scores else None}
