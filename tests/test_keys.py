@@ -165,7 +165,7 @@ def test_firmware_module_text_round_trips():
 def test_keygen_board_puts_the_line_enhancer_where_the_board_runs_it(tmp_path, capsys):
     """--board picks the detector's front end: the enhancer on MicroPython Arm boards (RP2040,
     RP2350), none on CircuitPython or ESP32 boards; --line-enhancer/--no-line-enhancer still
-    decide, and a board that cannot run the enhancer refuses it in one line."""
+    decide, and a board that cannot run the enhancer (CircuitPython) refuses it in one line."""
     made = {}
     for board in ("pico-inmp441", "pico2-inmp441", "feather-rp2040-pdm", "esp32-devkitc-inmp441"):
         path = str(tmp_path / (board + ".json"))
@@ -185,6 +185,12 @@ def test_keygen_board_puts_the_line_enhancer_where_the_board_runs_it(tmp_path, c
     assert cli.main(["keygen", p, "--seed", "5", "--board", "pico-inmp441",
                      "--no-line-enhancer"]) == 0
     assert not keys.load(p).get("line_enhancer")
+    # an ESP32 runs the enhancer in viper (slower, so not by default) when asked
+    p = str(tmp_path / "esp32-enh.json")
+    assert cli.main(["keygen", p, "--seed", "5", "--board", "esp32-devkitc-inmp441",
+                     "--line-enhancer"]) == 0
+    assert keys.load(p)["line_enhancer"] == 1
+    assert "for board esp32-devkitc-inmp441: with the line enhancer" in capsys.readouterr().out
     capsys.readouterr()
     assert cli.main(["keygen", str(tmp_path / "x.json"), "--seed", "5", "--board",
                      "feather-rp2040-pdm", "--line-enhancer"]) == 2
@@ -237,3 +243,17 @@ def test_cli_imports_a_command_only_when_it_runs_and_ctrl_c_during_it_is_one_lin
     assert "--seed" in err and "Traceback" not in err
     assert cli.main(["keygen", "--help"]) == 0
     assert "--board" in capsys.readouterr().out
+
+
+def test_cli_usage_errors_are_one_line(capsys):
+    """A wrong command line is one line on stderr naming the command's --help, exit 2,
+    like every other error (click would print a usage block)."""
+    for argv, text in ((["keygen"], "Missing argument 'KEYFILE' (see 'airmark keygen --help')"),
+                       (["embed", "a", "b"], "Missing option '--key' (see 'airmark embed --help')"),
+                       (["nosuch"], "No such command 'nosuch' (see 'airmark --help')"),
+                       (["keygen", "k.json", "--seed", "x"], "Invalid value for '--seed'")):
+        assert cli.main(argv) == 2
+        cap = capsys.readouterr()
+        lines = cap.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("airmark: ") and text in lines[0], cap.err
+        assert cap.out == ""

@@ -8,7 +8,7 @@ Installed as `sys.modules["ulab"]` by `install()`, so firmware code doing
 - array methods such as astype, sum, mean, cumsum, view raise AttributeError;
 - np.dot of integer arrays returns a float32 value, like ulab (float on the MCU),
   and raises if the result is not exactly representable (|x| >= 2**24).
-Facts from ../shared/notes/ulab-micropython-facts.md.
+Facts about ulab 6.x: its documentation and source, and runs on its unix port.
 """
 
 import sys

@@ -9,7 +9,7 @@
    the rest of `feed` is Python-level bookkeeping. Python lines executed per hop
    are counted with sys.settrace (detector `feed` and the shared loop's `step`).
 2. Estimated (RP2040 @ 125 MHz, MicroPython + ulab): operation counts x costs
-   from ../shared/notes/rp2040-costs.md (an RP2040 cycle model of MicroPython
+   from the design's RP2040 cost table (an RP2040 cycle model of MicroPython
    1.28 + ulab 6.12):
    - viper kernels: 745 us per 1024-element int16 viper dot -> 0.73 us/element
      (used for the detector's features/corr8/mf16 kernels and the capture's top16
@@ -238,7 +238,7 @@ def report(r):
                % (r["esp32_240mhz_viper_share_typical_pct"], r["esp32_240mhz_ulab_only_share_typical_pct"]))
     if r.get("line_enhancer"):
         out.append("this key runs the line enhancer first: the estimates above cover the detector"
-                   " only; the enhancer adds about 1.1 ms per hop on an RP2040 at 125 MHz with"
+                   " only; the enhancer adds about 0.8 ms per hop on an RP2040 at 125 MHz with"
                    " its Thumb kernels, 4.6 ms in viper alone (cycle-counted, docs/ALGORITHM.md"
                    " section 8)")
     out.append("arrays here (CPython keeps the features as float64): detector %d B + capture %d B = %d B"
@@ -249,6 +249,9 @@ def report(r):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip())
+        return 0
     seconds = 5.0
     as_json = False
     key_path = None

@@ -7,7 +7,7 @@ then `import bench_viper; bench_viper.main("key.json")`: the output then also ha
 
 Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
 every lag pair, matched filters, best hypothesis), each of its three kernels alone,
-and the reference kernel measured on an RP2040 in ../shared/notes/rp2040-costs.md:
+and the reference kernel of the design's RP2040 cost table (measured on an RP2040):
 a viper int32 dot of two 1024-sample array('h') (745 us at 125 MHz), and the same dot in
 plain bytecode (10 447 us). The hop is viper kernels plus a little bytecode glue in
 Detector.feed, and the two do not scale alike between machines: bytecode costs 14x the
@@ -76,6 +76,10 @@ def main(path=None):
     without sys.argv, such as the rp2 port, call main(path) from the REPL."""
     if path is None:
         argv = getattr(sys, "argv", None) or []
+        if "-h" in argv or "--help" in argv:
+            print("usage: micropython tools/bench_viper.py [KEYJSON]  (on a board: "
+                  "import bench_viper; bench_viper.main(\"key.json\"))")
+            return 0
         path = argv[1] if len(argv) > 1 else _ROOT + "/tests/golden/key.json"
     with open(path) as f:
         key = airmark_key.validate(json.load(f))

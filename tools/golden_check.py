@@ -10,6 +10,8 @@ exits 0 only if everything matches exactly (scores are fixed-point integers).
 
 import sys
 
+USAGE = "usage: <python|micropython> tools/golden_check.py [GOLDEN_DIR] [--print] [--no-kernels]"
+
 
 def _dir_of(path):
     i = path.rfind("/")
@@ -34,6 +36,9 @@ def main(argv):
     show = False
     kernels = True
     for a in argv[1:]:
+        if a in ("-h", "--help"):
+            print(USAGE)
+            return 0
         if a == "--print":
             show = True
         elif a == "--no-kernels":

@@ -15,10 +15,14 @@ FIRMWARE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardi
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip())
+        return 0
     sys.path.insert(0, os.path.normpath(FIRMWARE_DIR))
     import airmark_replay
 
-    return airmark_replay.main(sys.argv[1:] if argv is None else argv)
+    return airmark_replay.main(argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from .progress import progress_bar
               help="Run the board's replay loop under this MicroPython (viper kernels, or ulab) instead of CPython.")
 @click.option("--per-hop", is_flag=True,
               help="Call the core once per 8 ms hop as the board does, instead of its vectorised "
-                   "twin (same results, about 10x slower).")
+                   "twin (same results, about 15x slower).")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), metavar="PNG",
               help="Also draw the score over time, the threshold and the detections into PNG.")
 @click.option("--line-enhancer", is_flag=True,

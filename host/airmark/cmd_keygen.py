@@ -25,8 +25,9 @@ from . import flashing, keys
                    "Default: no, unless --board runs it.")
 @click.option("--board", default=None, metavar="NAME",
               help="Make the key for this board (boards/NAME.json or a .json path): the line "
-                   "enhancer goes in front where the board runs it (MicroPython on RP2040 and "
-                   "RP2350), not on CircuitPython or ESP32 boards.")
+                   "enhancer goes in front where the board runs it well (MicroPython on RP2040 "
+                   "and RP2350), not on ESP32 boards (--line-enhancer still adds it there) "
+                   "nor on CircuitPython boards (which cannot run it).")
 @click.option("--from", "from_key", default=None, type=click.Path(dir_okay=False), metavar="KEY",
               help="Copy KEY (the same mark) and change only detector settings: "
                    "--line-enhancer/--no-line-enhancer or --board, --lag-periods (up to the "
@@ -38,8 +39,9 @@ def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, b
     """Generate a key file: the binary inversion sequence, noise seed and threshold."""
     why = None
     if board is not None:
-        runs, why = flashing.line_enhancer_choice(flashing.load_board(board))
-        if line_enhancer and not runs:
+        spec = flashing.load_board(board)
+        runs, why = flashing.line_enhancer_choice(spec)
+        if line_enhancer and not flashing.line_enhancer_possible(spec):
             raise click.UsageError("--line-enhancer: board %s cannot run it (%s)" % (board, why))
         if line_enhancer is None:
             line_enhancer = runs

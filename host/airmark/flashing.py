@@ -83,12 +83,18 @@ def load_board(name_or_path):
         raise FlashError("%s: cannot read board definition: %s" % (path, exc)) from None
 
 
+def line_enhancer_possible(board):
+    """Whether `board` can run a line-enhancer key at all: MicroPython (viper, or Thumb on
+    Arm), not CircuitPython, whose ulab cannot hold the enhancer's integers."""
+    return board.get("runtime") == "micropython"
+
+
 def line_enhancer_choice(board):
     """(runs_it, why): whether keys for `board` should put the line enhancer in front of
     the detector by default, and the reason in a few words (docs/ALGORITHM.md §8)."""
     runtime = board.get("runtime")
     arch = board.get("mpy_arch")
-    if runtime != "micropython":
+    if not line_enhancer_possible(board):
         return False, "%s's ulab cannot hold the line enhancer's integers" % (
             RUNTIME_TITLES.get(runtime, runtime))
     if arch in THUMB_ARCHES:

@@ -256,8 +256,9 @@ def detector_twin(record, *, line_enhancer=None, lag_periods=None, threshold=Non
     if threshold is None:
         secs = len(record["key_bits"]) * record["block_samples"] / float(record["sample_rate_hz"])
         if record.get("diff_weight", 1) != DEFAULTS["diff_weight"]:
-            raise AirmarkError("no calibrated threshold for a key with diff_weight %d: "
-                               "pass --threshold" % record.get("diff_weight", 1))
+            raise AirmarkError("no calibrated threshold for a key with diff_weight %d (an "
+                               "older key): make its twin with `airmark keygen TWIN --from KEY "
+                               "--threshold T`" % record.get("diff_weight", 1))
         threshold = default_threshold(secs, out["lag_periods"], out.get("line_enhancer", 0))
     out["threshold"] = float(threshold)
     out["checksum"] = _ak.checksum(out)
