@@ -49,6 +49,10 @@ def _num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def canonical(record):
     """Canonical text of a record's fields (checksum excluded): stable on every port."""
     parts = []
@@ -155,8 +159,10 @@ def problems(record):
         elif not (lo <= v <= hi):
             out.append("%s=%d out of range %d..%d" % (name, v, lo, hi))
     band = record["band_hz"]
-    if not (isinstance(band, (list, tuple)) and len(band) == 2 and _num(band[0]) and _num(band[1])):
-        out.append("band_hz must be [low, high] in Hz")
+    if not (isinstance(band, (list, tuple)) and len(band) == 2 and _whole(band[0])
+            and _whole(band[1])):
+        # whole numbers: the checksum's canonical text holds them as integers
+        out.append("band_hz must be [low, high], whole numbers of Hz")
     elif not (50 <= band[0] < band[1] <= 8000):
         out.append("band_hz %r out of range (50 <= low < high <= 8000)" % (list(band),))
     bits = record["key_bits"]

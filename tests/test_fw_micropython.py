@@ -234,13 +234,32 @@ def test_replay_real_detector_micropython_equals_cpython(mp):
     x, fs = sf.read(os.path.join(golden, "input.wav"), dtype="int16")
     assert fs == 16000
     # the golden input twice with silence between: two marks, two events
-    x2 = np.concatenate([x, np.zeros(16000, dtype=np.int16), x])
+    # (and a partial hop at the end, which neither path feeds)
+    x2 = np.concatenate([x, np.zeros(16000, dtype=np.int16), x, np.ones(50, dtype=np.int16)])
     py = detect.detect_samples(x2, key)
     res, lines = detect.detect_file_micropython(x2, key, mp)
     assert lines[0]["event"] == "hello" and lines[0]["runtime"] == "micropython"
     assert len(py.events) == 2, py.events
     assert res.events == py.events
+    assert res.summary()["duration_s"] == py.summary()["duration_s"]
     quiet = np.zeros_like(x2)
     quiet[::7] = 3           # a non-silent but unmarked input
     res0, _ = detect.detect_file_micropython(quiet, key, mp)
     assert res0.events == [] and detect.detect_samples(quiet, key).events == []
+
+
+def test_host_scores_round_as_the_board_prints_them(mp):
+    """Scores are q8 fixed point: some are exact ties at 3 decimals (3280/256 = 12.8125).
+    The host's events and the board's lines round them the same way (half away from 0)."""
+    import subprocess
+
+    from airmark import detect
+    code = ("import airmark_proto as p\n"
+            "for q in (3280, 3281, 1552, 4, 0):\n"
+            "    print(p.jfloat(q / 256))\n")
+    fw_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "firmware")
+    out = subprocess.run([mp, "-c", "import sys; sys.path.insert(0, %r)\n" % fw_dir + code],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["12.813", "12.816", "6.063", "0.016", "0.000"]
+    assert [detect.score3(q / 256) for q in (3280, 3281, 1552, 4, 0)] == [float(v) for v in out]

@@ -113,6 +113,8 @@ def test_save_load_roundtrip_and_no_overwrite(tmp_path):
     (lambda r: r.update(block_samples=100), "block_samples=100 out of range"),
     (lambda r: r.update(key_bits="01x1" * 10), "key_bits must be a string of '0' and '1'"),
     (lambda r: r.update(band_hz=[7000, 500]), "band_hz"),
+    # a fraction would slip past the checksum, whose canonical text holds whole Hz
+    (lambda r: r.update(band_hz=[150.5, 6000]), "band_hz must be [low, high], whole numbers"),
     (lambda r: r.update(sample_rate_hz=44100), "sample_rate_hz=44100 out of range"),
 ])
 def test_each_problem_is_named(tmp_path, mutate, expect):

@@ -147,7 +147,12 @@ class AudioReader:
         ch = self.info["channels"]
         if self._sf is not None:
             while True:
-                block = self._sf.read(self.blocksize, dtype="float32", always_2d=True)
+                try:
+                    block = self._sf.read(self.blocksize, dtype="float32", always_2d=True)
+                except Exception as exc:  # a damaged file fails mid-stream (LibsndfileError)
+                    raise AudioError("%s: cannot read past %.2f s (%s)" % (
+                        self.path, self._sf.tell() / self.info["samplerate"],
+                        _oneline(exc))) from None
                 if block.shape[0] == 0:
                     return
                 yield block
@@ -227,7 +232,10 @@ class AudioWriter:
     def __enter__(self):
         d = os.path.dirname(os.path.abspath(self.path))
         suffix = _suffix(self.path)
-        fd, self._tmp = tempfile.mkstemp(prefix=".airmark-", suffix=suffix, dir=d)
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=".airmark-", suffix=suffix, dir=d)
+        except OSError as exc:
+            raise AudioError("%s: cannot write (%s)" % (self.path, exc.strerror or exc)) from None
         os.close(fd)
         try:
             if suffix in FFMPEG_SUFFIXES:
@@ -295,8 +303,10 @@ class AudioWriter:
                 self._proc = None
             fsutil.publish(self._tmp, self.path)
             self._tmp = None
-        except BaseException:
+        except BaseException as exc:
             self._discard()
+            if isinstance(exc, OSError):
+                raise AudioError("%s: cannot write (%s)" % (self.path, exc.strerror or exc)) from None
             raise
         return False
 

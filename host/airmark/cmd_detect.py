@@ -6,7 +6,7 @@ import os
 import click
 
 from . import detect as detect_lib
-from . import keys
+from . import fsutil, keys
 from .progress import progress_bar
 
 
@@ -29,6 +29,17 @@ def command(infile, keyfile, as_json, micropython, per_hop, plot_path, line_enha
 
     Exit code 0 with at least one detection, 1 with none, 2 on error.
     """
+    if micropython is not None and not micropython.strip():
+        raise click.BadParameter("empty path", param_hint="'--micropython'")
+    if plot_path:
+        if not plot_path.lower().endswith(".png"):
+            raise click.BadParameter("%r: the plot is a PNG file; name it *.png" % plot_path,
+                                     param_hint="'--plot'")
+        for other in (infile, keyfile):
+            if os.path.exists(plot_path) and os.path.exists(other) and \
+                    os.path.samefile(plot_path, other):
+                raise click.BadParameter("%s is an input; refusing to overwrite it" % plot_path,
+                                         param_hint="'--plot'")
     key = keys.load(keyfile)
     if line_enhancer and not key.get("line_enhancer"):
         key = keys.enhancer_twin(key)
@@ -40,6 +51,15 @@ def command(infile, keyfile, as_json, micropython, per_hop, plot_path, line_enha
     else:
         with progress_bar("detecting", disable=as_json) as update:
             res = detect_lib.detect_samples(samples, key, progress=update, per_hop=per_hop)
+    try:
+        _report(res, infile, as_json, micropython, per_hop, plot_path)
+    except BrokenPipeError:
+        # the reader stopped early (`| head`): the exit code still says what was found
+        fsutil.silence_stdout()
+    return 0 if res.events else 1
+
+
+def _report(res, infile, as_json, micropython, per_hop, plot_path):
     for ev in res.events:
         if as_json:
             click.echo(json.dumps({"event": "detection", "t": ev["t"], "score": ev["score"]}))
@@ -59,4 +79,3 @@ def command(infile, keyfile, as_json, micropython, per_hop, plot_path, line_enha
     else:
         click.echo("%d detection(s) in %.1f s of audio; max score %.2f (threshold %.2f), key %s" % (
             summ["detections"], summ["duration_s"], summ["max_score"], summ["threshold"], summ["key"]))
-    return 0 if res.events else 1

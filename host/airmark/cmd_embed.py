@@ -6,6 +6,7 @@ import click
 
 from . import embed as embed_lib
 from . import keys, quality
+from .clitypes import FINITE
 from .progress import progress_bar
 
 
@@ -13,16 +14,16 @@ from .progress import progress_bar
 @click.argument("infile", type=click.Path(dir_okay=False))
 @click.argument("outfile", type=click.Path(dir_okay=False))
 @click.option("--key", "keyfile", required=True, type=click.Path(dir_okay=False), help="Key file.")
-@click.option("--start", "start_s", type=float, default=None, metavar="SEC",
+@click.option("--start", "start_s", type=FINITE, default=None, metavar="SEC",
               help="Mark only from this time (default: the whole file).")
-@click.option("--duration", "duration_s", type=float, default=None, metavar="SEC",
+@click.option("--duration", "duration_s", type=FINITE, default=None, metavar="SEC",
               help="Mark this long from --start (rounded up to whole 16 ms blocks).")
-@click.option("--strength", "strength_db", type=float, default=embed_lib.DEFAULT_STRENGTH_DB, show_default=True,
+@click.option("--strength", "strength_db", type=FINITE, default=embed_lib.DEFAULT_STRENGTH_DB, show_default=True,
               metavar="DB", help="Mark level relative to the masking threshold.")
 @click.option("--min-visqol", "min_visqol", type=click.FloatRange(1.0, 5.0), default=None,
               metavar="MOS", help="Quality floor: lower the strength in 2 dB steps until "
                                   "ViSQOL (audio mode) reaches MOS; slow (see `airmark quality`).")
-@click.option("--min-strength", "min_strength_db", type=float,
+@click.option("--min-strength", "min_strength_db", type=FINITE,
               default=quality.MIN_STRENGTH_DB, show_default=True, metavar="DB",
               help="With --min-visqol: the lowest strength tried before giving up.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
@@ -51,6 +52,13 @@ def command(infile, outfile, keyfile, start_s, duration_s, strength_db, min_visq
     if info["segments"] and info["whr_db"] is None:
         click.echo("airmark: warning: no mark went into %s: the host is silent over the marked "
                    "segment, and the mark is held under the host's own level" % outfile, err=True)
+    key_s = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
+    short = [(a, b) for a, b in info["segments"] if b - a < key_s - 1e-6]
+    if short:
+        a, b = short[0]
+        click.echo("airmark: warning: the mark at %.3f-%.3f s lasts %.3f s, under the key's "
+                   "%.2f s: the detector sums over the whole key, so a shorter mark scores "
+                   "lower and may go unfound" % (a, b, b - a, key_s), err=True)
     if as_json:
         click.echo(json.dumps(info))
     else:

@@ -1,20 +1,27 @@
 """`airmark eval`: detection rate, false alarms, latency and quality over simulated rooms."""
 
 import json
+import math
+import os
 import shlex
 import sys
 
 import click
 
 from . import channel, eval_report, evaluate, keys
+from .clitypes import FINITE
+from .errors import AirmarkError
 from .progress import progress_bar
 
 
 def _floats(text):
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter("expected comma-separated numbers, not %r" % text)
+    if not all(math.isfinite(v) for v in values):
+        raise click.BadParameter("expected finite numbers, not %r" % text)
+    return values
 
 
 def _codecs(text):
@@ -50,6 +57,31 @@ def _noises(text):
     return out
 
 
+def _check_out_dir(out_dir):
+    """Fail before the grid runs, not after, when the report cannot be written there; the
+    probe leaves nothing behind (directories it made are removed again)."""
+    made = []
+    d = os.path.abspath(out_dir)
+    while not os.path.exists(d):
+        made.append(d)
+        d = os.path.dirname(d)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".airmark-write-test")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise AirmarkError("%s: cannot write the report there (%s)"
+                           % (out_dir, exc.strerror or exc)) from None
+    finally:
+        for m in made:  # leaf first
+            try:
+                os.rmdir(m)
+            except OSError:
+                pass
+
+
 @click.command()
 @click.option("--corpus", "corpus_dir", required=True, type=click.Path(file_okay=False),
               help="Corpus directory (tools/build_corpus.py; make corpus).")
@@ -67,7 +99,7 @@ def _noises(text):
 @click.option("--spatial", help="off,on (default off).")
 @click.option("--noise", help="Noise types: pink,babble,hvac,tv (default pink).")
 @click.option("--mark-seconds", type=click.FloatRange(0.1, 60.0), default=2.0, show_default=True)
-@click.option("--strength-db", type=float, default=4.0, show_default=True,
+@click.option("--strength-db", type=FINITE, default=4.0, show_default=True,
               help="Mark strength, dB over the masking threshold (the embedder default is +4).")
 @click.option("--clips-per-category", type=click.IntRange(1, None), default=None,
               help="Use only the first N clips of each category.")
@@ -93,6 +125,7 @@ def command(corpus_dir, keyfile, out_dir, quick, distance, rt60, snr, drift, cod
     through the same seeded channel. Writes OUT/report.md, OUT/results.json and PNG plots.
     """
     key = keys.load(keyfile)
+    _check_out_dir(out_dir)
     grid = evaluate.Grid.quick() if quick else evaluate.Grid()
     for attr, text, parse in (("distance_m", distance, _floats), ("rt60_s", rt60, _floats),
                               ("snr_db", snr, _floats), ("drift_ppm", drift, _floats),

@@ -5,18 +5,19 @@ import json
 import click
 
 from . import flashing, keys
+from .clitypes import FiniteFloat
 
 
 @click.command()
 @click.argument("keyfile", type=click.Path(dir_okay=False))
 @click.option("--seed", type=click.IntRange(0, None), default=None,
               help="Seed for a reproducible key (default: random).")
-@click.option("--seconds", "key_seconds", type=float, default=None,
+@click.option("--seconds", "key_seconds", type=FiniteFloat(0.0, None, min_open=True), default=None,
               help="Mark length the key spans (default 2.0 s).")
 @click.option("--lag-periods", type=click.IntRange(1, 8), default=None,
               help="Pattern periods the detector compares (default 6 for keys up to 2 s, 3 for "
                    "longer ones; for a 2 s key, 3 finds about 0.65x the marks for 0.8x the CPU).")
-@click.option("--threshold", type=click.FloatRange(1.0, 1000.0), default=None,
+@click.option("--threshold", type=FiniteFloat(1.0, 1000.0), default=None,
               help="Detection threshold (default: the calibrated one for this key's shape).")
 @click.option("--line-enhancer/--no-line-enhancer", default=None,
               help="Put the line enhancer in front of the detector (or not): about 1.6x the "

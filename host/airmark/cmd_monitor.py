@@ -6,6 +6,7 @@ import sys
 import click
 
 from . import monitor as mon
+from .clitypes import FiniteFloat
 
 
 @click.command()
@@ -14,14 +15,14 @@ from . import monitor as mon
 @click.option("--json", "as_json", is_flag=True, help="Pass the board's JSON lines through, with host_t added.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
               help="Append every record (JSON lines) to FILE, flushed line by line.")
-@click.option("--duration", "duration_s", type=float, default=None, metavar="S",
+@click.option("--duration", "duration_s", type=FiniteFloat(0.0, None, min_open=True), default=None, metavar="S",
               help="Stop after S seconds (default: run until Ctrl-C).")
 def command(port, as_json, log_path, duration_s):
     """Show the board's detections, status and errors live; survive unplug/replug.
 
     Exit code 0 after --duration, 130 after Ctrl-C (a summary is printed either way).
     """
-    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    log = mon.open_log(log_path)
     out = click.get_text_stream("stdout")
     sink = None
     if as_json:

@@ -6,6 +6,7 @@ import click
 
 from . import monitor as mon
 from . import play as play_lib
+from .clitypes import FiniteFloat
 
 
 def _fmt(v, spec="%.3f"):
@@ -19,7 +20,7 @@ def _fmt(v, spec="%.3f"):
               "`python -m sounddevice`).")
 @click.option("--loop", "loops", type=click.IntRange(1), default=1, show_default=True,
               help="Play the file N times (soak test); every pass is scored.")
-@click.option("--gap", "gap_s", type=float, default=2.0, show_default=True,
+@click.option("--gap", "gap_s", type=FiniteFloat(0.0, None), default=2.0, show_default=True,
               help="Seconds of silence between passes.")
 @click.option("--sidecar", default=None, type=click.Path(dir_okay=False),
               help="Segments file (default: FILE.airmark.json written by `airmark embed`).")
@@ -37,7 +38,7 @@ def command(infile, port, device, loops, gap_s, sidecar, log_path, as_json):
     data, rate = play_lib.read_audio(infile)
     output = play_lib.SoundDeviceOutput(device)
     play_lib._sounddevice()  # fail now, with the one-line message, not after connecting
-    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    log = mon.open_log(log_path)
     m = mon.Monitor(mon.serial_connector(port), log=log)
 
     def on_record(rec, t_play):

@@ -19,6 +19,11 @@ from .errors import AirmarkError, AudioError, ToolMissing
 SAMPLE_RATE_HZ = 16000
 
 
+def score3(score):
+    """A score to 3 decimals exactly as the board prints it (airmark_proto.jfloat)."""
+    return float(fw.module("airmark_proto").jfloat(score, 3))
+
+
 class DetectResult:
     """Outcome of a detector run.
 
@@ -46,7 +51,7 @@ class DetectResult:
             "key": self.key_id,
             "detections": len(self.events),
             "duration_s": round(self.duration_s, 3),
-            "max_score": round(self.max_score, 3),
+            "max_score": score3(self.max_score),
             "threshold": self.threshold,
             "line_enhancer": self.line_enhancer,
         }
@@ -95,7 +100,7 @@ def detect_samples(samples, key, *, progress=None, per_hop=False):
                 found.append(ev)
             if progress is not None and (i % step == 0 or i == nhops - 1):
                 progress(i + 1, nhops)
-    events = [{"t": round(t / SAMPLE_RATE_HZ, 4), "score": round(float(sc), 3)} for t, sc in found]
+    events = [{"t": round(t / SAMPLE_RATE_HZ, 4), "score": score3(sc)} for t, sc in found]
     return DetectResult(events, scores, hop / SAMPLE_RATE_HZ, nhops * hop / SAMPLE_RATE_HZ,
                         key["key_id"], key["threshold"], key.get("line_enhancer", 0))
 
@@ -105,6 +110,8 @@ def load_for_detector(path):
     from . import audio
 
     data, samplerate, _info = audio.read_audio(path)
+    if not np.isfinite(data).all():
+        raise audio.AudioError("%s: the audio has NaN or infinite samples" % (path,))
     return audio.to_detector_int16(data, samplerate)
 
 
@@ -112,6 +119,15 @@ def write_wav16k(path, samples):
     import soundfile as sf
 
     sf.write(path, samples, SAMPLE_RATE_HZ, subtype="PCM_16")
+
+
+def _last_line(proc):
+    """The last non-empty line a process printed (stderr first), for an error message."""
+    for text in (proc.stderr, proc.stdout):
+        rows = [r.strip() for r in (text or "").splitlines() if r.strip()]
+        if rows:
+            return rows[-1][:200]
+    return "no output"
 
 
 def replay_script():
@@ -134,23 +150,32 @@ def detect_file_micropython(samples, key, micropython, *, timeout_s=3600):
                                   capture_output=True, text=True, timeout=timeout_s)
         except FileNotFoundError:
             raise ToolMissing("MicroPython binary not found: %s" % micropython) from None
+        except OSError as exc:
+            raise ToolMissing("cannot run %s as MicroPython: %s" % (micropython, exc.strerror))
         except subprocess.TimeoutExpired:
             raise AirmarkError("MicroPython replay timed out after %d s" % timeout_s) from None
     lines = []
     for raw in proc.stdout.splitlines():
         try:
-            lines.append(json.loads(raw))
+            obj = json.loads(raw)
         except ValueError:
             continue
+        if isinstance(obj, dict):
+            lines.append(obj)
     errors = [ln for ln in lines if ln.get("event") == "error"]
-    if proc.returncode == 2 or (not lines and proc.returncode != 0):
-        msg = errors[0].get("msg") if errors else (proc.stderr.strip().splitlines() or ["failed"])[-1]
-        raise AirmarkError("MicroPython replay failed: %s" % msg)
+    if proc.returncode == 2 or proc.returncode != 0 and not lines:
+        raise AirmarkError("MicroPython replay failed: %s" % (
+            errors[0].get("msg") if errors else _last_line(proc)))
+    if not any(ln.get("event") == "hello" for ln in lines):
+        raise AirmarkError("%s printed no replay output (exit %d; %s): is it a MicroPython "
+                           "interpreter?" % (micropython, proc.returncode, _last_line(proc)))
     events = [{"t": round(ln["t_ms"] / 1000.0, 4), "score": ln["score"]}
-              for ln in lines if ln.get("event") == "detection"]
+              for ln in lines if ln.get("event") == "detection" and "t_ms" in ln
+              and "score" in ln]
     hop = key["block_samples"] // 2
     res = DetectResult(events, np.zeros(0, dtype=np.float32), hop / SAMPLE_RATE_HZ,
-                       len(samples) / SAMPLE_RATE_HZ, key["key_id"], key["threshold"],
+                       (len(samples) // hop) * hop / SAMPLE_RATE_HZ,  # whole hops, as fed
+                       key["key_id"], key["threshold"],
                        key.get("line_enhancer", 0))
     for ln in lines:
         if ln.get("event") == "detection" and "score" in ln:

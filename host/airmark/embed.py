@@ -473,6 +473,11 @@ class Embedder:
         if x.ndim != 2 or x.shape[1] != self.channels:
             raise ValueError("chunk must have shape (frames, %d), got %r"
                              % (self.channels, np.shape(chunk)))
+        finite = np.isfinite(x)
+        if not finite.all():
+            frame = int(np.argmin(finite.all(axis=1)))
+            raise EmbedError("the audio has a NaN or infinite sample at %.3f s"
+                             % ((self._n_in + frame) / self.samplerate))
         return x.astype(np.float64, copy=False), squeeze, x.dtype
 
     def process(self, chunk):
@@ -793,27 +798,32 @@ def embed_file(in_path, out_path, key, *, start_s=None, duration_s=None, strengt
         with audio.AudioWriter(out_path, info_in["samplerate"], info_in["channels"],
                                subtype=subtype, bit_rate=info_in.get("bit_rate")) as writer:
             for block in reader:
-                out = emb.process(block)
+                try:
+                    out = emb.process(block)
+                except EmbedError as exc:
+                    raise EmbedError("%s: %s" % (in_path, exc)) from None
                 if out.shape[0]:
                     writer.write(out)
                 done += block.shape[0]
                 if progress is not None:
                     progress(done, total)
             writer.write(emb.flush())
-    info = emb.info
-    info["frames"] = done
-    info["duration_s"] = done / info_in["samplerate"]
-    if start_s is not None and not info["segments"]:
-        raise EmbedError("segment start %.3f s is after the end of %s" % (start_s, in_path))
-    side = sidecar_path(out_path)
-    record = {"format": "airmark-embed", "version": 1, "key_id": info["key_id"],
-              "segments": info["segments"], "samplerate": info["samplerate"],
-              "channels": info["channels"], "strength_db": info["strength_db"],
-              "whr_db": info["whr_db"], "whr_band_db": info["whr_band_db"],
-              "limited_samples": info["limited_samples"],
-              "capped_blocks": info["capped_blocks"], "blocks": info["blocks"],
-              "source": os.path.basename(in_path)}
-    _write_json_atomic(side, record)
+            info = emb.info
+            info["frames"] = done
+            info["duration_s"] = done / info_in["samplerate"]
+            if start_s is not None and not info["segments"]:
+                raise EmbedError("segment start %.3f s is after the end of %s (%.3f s)"
+                                 % (start_s, in_path, info["duration_s"]))
+            # the sidecar first: if it cannot be written, OUT is not published either
+            side = sidecar_path(out_path)
+            record = {"format": "airmark-embed", "version": 1, "key_id": info["key_id"],
+                      "segments": info["segments"], "samplerate": info["samplerate"],
+                      "channels": info["channels"], "strength_db": info["strength_db"],
+                      "whr_db": info["whr_db"], "whr_band_db": info["whr_band_db"],
+                      "limited_samples": info["limited_samples"],
+                      "capped_blocks": info["capped_blocks"], "blocks": info["blocks"],
+                      "source": os.path.basename(in_path)}
+            _write_json_atomic(side, record)
     info["sidecar"] = side
     return info
 
@@ -829,13 +839,16 @@ def add_to_sidecar(path, fields):
 def _write_json_atomic(path, record):
     import tempfile
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".json", dir=d)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".json", dir=d)
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2)
             f.write("\n")
         fsutil.publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise EmbedError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None
         raise

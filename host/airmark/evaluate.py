@@ -113,8 +113,12 @@ def load_corpus(corpus_dir, clips_per_category=None, categories=None):
         raise AudioError("%s: no such corpus directory (make corpus builds one)" % root)
     mf = root / "manifest.json"
     if mf.exists():
-        clips = json.loads(mf.read_text())["clips"]
-        clips = [dict(c, path=str(root / c["file"])) for c in clips]
+        try:
+            clips = json.loads(mf.read_text())["clips"]
+            clips = [dict(c, path=str(root / c["file"])) for c in clips]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise AudioError("%s: not a corpus manifest (%s); `make corpus` writes one"
+                             % (mf, type(exc).__name__)) from None
     else:
         clips = []
         for p in sorted(list(root.rglob("*.wav")) + list(root.rglob("*.flac"))):
@@ -264,8 +268,16 @@ def _upcrossings(scores, thresholds):
 def run_task(task):
     """One clip at one grid point: marked and unmarked through the channel, then detected.
 
-    ``task`` is a dict (so it pickles to worker processes); returns a result dict.
+    ``task`` is a dict (so it pickles to worker processes); returns a result dict. A
+    problem with the clip (unreadable, too short, bad samples) names it.
     """
+    try:
+        return _run_task(task)
+    except (AirmarkError, ValueError) as exc:
+        raise AirmarkError("%s: %s" % (task["clip"].get("file", "?"), exc)) from None
+
+
+def _run_task(task):
     clip, point, key, opts, cache_dir, thresholds = (
         task["clip"], task["point"], task["key"], task["opts"], task["cache_dir"],
         np.asarray(task["thresholds"]))

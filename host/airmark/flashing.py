@@ -372,6 +372,9 @@ class ReplDevice:
         try:
             self.t = SerialTransport(self.port, baudrate=115200)
         except TransportError as exc:
+            if self.port.startswith("/") and not os.path.exists(self.port):
+                raise FlashError("cannot open %s: no such port (`airmark ports` lists them)"
+                                 % (self.port,)) from None
             raise FlashError("cannot open %s: %s (is `airmark monitor` or another tool using it?)"
                              % (self.port, exc)) from None
         try:

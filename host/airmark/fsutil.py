@@ -1,4 +1,5 @@
-"""Atomic writes that leave files with the permissions a plain open() would give."""
+"""Atomic writes that leave files with the permissions a plain open() would give, and
+stdout after a broken pipe."""
 
 import os
 import stat
@@ -23,3 +24,15 @@ def publish(tmp, path):
         mode = 0o666 & ~_umask()
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def silence_stdout():
+    """Point stdout at /dev/null after a broken pipe, so the interpreter's final flush
+    raises nothing and the command's own exit code stands."""
+    import sys
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from . import fw
+from . import fsutil, fw
 from .errors import AirmarkError, KeyFileError
 
 _ak = fw.module("airmark_key")
@@ -176,7 +176,7 @@ def generate(seed=None, *, block_samples=None, pattern_blocks=None, lag_periods=
     line_enhancer puts airmark_enhancer in front of the detector (docs/ALGORITHM.md §8)."""
     n = block_samples or DEFAULTS["block_samples"]
     pb = pattern_blocks or DEFAULTS["pattern_blocks"]
-    secs = key_seconds or DEFAULTS["key_seconds"]
+    secs = DEFAULTS["key_seconds"] if key_seconds is None else key_seconds
     dwt = diff_weight or DEFAULTS["diff_weight"]
     nbits = key_blocks(secs, n)
     block_s = n / DEFAULTS["sample_rate_hz"]
@@ -295,6 +295,8 @@ def load(path):
         raise KeyFileError(path, ["no such file"]) from None
     except OSError as exc:
         raise KeyFileError(path, [exc.strerror or str(exc)]) from None
+    except UnicodeDecodeError:
+        raise KeyFileError(path, ["not a key file (not UTF-8 text)"]) from None
     try:
         record = json.loads(text)
     except ValueError as exc:
@@ -304,14 +306,27 @@ def load(path):
 
 def save(record, path, *, force=False):
     """Write a key file atomically; refuses to overwrite unless force."""
+    import tempfile
     validate(record)
+    path = str(path)
+    if not path or os.path.isdir(path):
+        raise KeyFileError(path or "''", ["not a file name"])
     if os.path.exists(path) and not force:
         raise KeyFileError(path, ["already exists (use --force to overwrite)"])
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".airmark-key-", suffix=".json",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+        fsutil.publish(tmp, path)
+    except BaseException as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise KeyFileError(path, ["cannot write (%s)" % (exc.strerror or exc)]) from None
+        raise
     return path
 
 

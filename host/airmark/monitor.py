@@ -27,6 +27,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from .errors import AirmarkError
 from .serialio import Disconnected, NoPortFound, PortUnavailable, SerialTimeout
 
 BOARD_EVENTS = ("hello", "detection", "status", "error")
@@ -292,6 +293,16 @@ class Monitor:
     def summary(self):
         """The ``summary`` record (also written to the log)."""
         return self._record(self.stats.summary(self.clock() - self.t_start))
+
+
+def open_log(path):
+    """The --log file opened for appending (None without a path); one-line error if not."""
+    if not path:
+        return None
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise AirmarkError("%s: cannot write the log (%s)" % (path, exc.strerror or exc)) from None
 
 
 def serial_connector(port=None, board=None, transport_factory=None):

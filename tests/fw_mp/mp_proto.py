@@ -16,6 +16,8 @@ lines = [
     proto.error("ValueError: bad \"thing\"\nnext\tline \\ end \x01"),
     proto.error(proto.exc_text(OSError("no I2S"))),
     proto.error(proto.exc_text(KeyError())),
+    proto.detection(1, 3280 / 256, "k"),  # 12.8125: an exact tie at 3 decimals
+    proto.detection(2, -2.5, "k"),
 ]
 for text in lines:
     print(text)
@@ -27,5 +29,8 @@ check("error roundtrip", json.loads(lines[7])["msg"] == "ValueError: bad \"thing
 check("no negative zero", json.loads(lines[4])["score"] == 0 and '"score":0.000' in lines[4])
 check("null heap", json.loads(lines[6])["heap_free"] is None)
 check("nan is null", proto.jfloat(float("nan")) == "null")
+check("tie rounds away from zero", '"score":12.813' in lines[10] and '"score":-2.500' in lines[11])
+check("decimals", proto.jfloat(1.25, 1) == "1.3" and proto.jfloat(0.0496, 2) == "0.05"
+      and proto.jfloat(7.6, 0) == "8")
 check("ms", proto.samples_to_ms(16000 * 3600 * 24, 16000) == 86400000)
 finish()
