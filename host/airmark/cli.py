@@ -15,7 +15,7 @@ from .errors import AirmarkError
 
 COMMANDS = (
     "keygen", "embed", "detect", "simulate", "eval",
-    "ports", "flash", "monitor", "play", "quality",
+    "ports", "flash", "monitor", "play", "quality", "listen",
 )
 
 

@@ -1,0 +1,173 @@
+"""Listen with the computer's microphone: the board's detector, live, on the host.
+
+The microphone's audio becomes what a board's I2S path delivers (16 kHz mono int16) and
+goes hop by hop through the same core a board runs (`Detector.feed`), so a laptop can
+stand in for a board while trying a key, a strength or a room. Only the microphone
+differs: a laptop's has its own filtering and automatic gain.
+
+A source is any object with ``start()``, ``read(timeout_s) -> int16 array or None`` (16 kHz
+mono samples, any count), ``stop()`` and an ``overflows`` count; :class:`MicSource` is the
+sounddevice (PortAudio) one, imported only when used.
+"""
+
+import math
+import queue
+
+import numpy as np
+
+from . import detect
+from .errors import AirmarkError
+
+SAMPLE_RATE_HZ = 16000
+STATUS_EVERY_S = 5.0
+QUEUE_BLOCKS = 64  # device blocks held while the detector catches up (about 4 s at 64 ms)
+
+
+class NoMicrophone(AirmarkError):
+    """No usable input device, or sounddevice / PortAudio missing."""
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except (ImportError, OSError):
+        raise NoMicrophone("airmark listen needs sounddevice and the PortAudio library (pip "
+                           "install sounddevice; apt-get install libportaudio2)") from None
+    return sounddevice
+
+
+class MicSource:
+    """The default (or named) input device as 16 kHz mono int16.
+
+    It asks PortAudio for 16 kHz mono directly; a device that cannot do that is opened at
+    its own rate and resampled here (the embedder's streaming polyphase filter)."""
+
+    def __init__(self, device=None, block_s=0.064):
+        from .play import parse_device
+        self.sd = _sounddevice()
+        self.device = parse_device(device)
+        self.block_s = block_s
+        self.overflows = 0
+        self._q = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._stream = None
+        self._resampler = None
+        try:
+            info = self.sd.query_devices(self.device, "input")
+        except (ValueError, self.sd.PortAudioError) as exc:
+            raise NoMicrophone("no input device%s (%s); `python -m sounddevice` lists them"
+                               % (" %r" % device if device is not None else "", exc)) from None
+        self.name = info["name"]
+        try:
+            self.sd.check_input_settings(self.device, channels=1, dtype="int16",
+                                         samplerate=SAMPLE_RATE_HZ)
+            self.rate = SAMPLE_RATE_HZ
+        except (ValueError, self.sd.PortAudioError):
+            from .embed import _PolyStream
+            self.rate = int(info["default_samplerate"])
+            self._resampler = _PolyStream(self.rate, SAMPLE_RATE_HZ, 7000.0, 8000.0, 80.0, 1)
+
+    def _callback(self, indata, frames, t, status):
+        if status.input_overflow:
+            self.overflows += 1
+        try:
+            self._q.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            self.overflows += 1
+
+    def start(self):
+        dtype = "int16" if self._resampler is None else "float32"
+        try:
+            self._stream = self.sd.InputStream(
+                device=self.device, channels=1, samplerate=self.rate, dtype=dtype,
+                blocksize=int(self.rate * self.block_s), callback=self._callback)
+            self._stream.start()
+        except self.sd.PortAudioError as exc:
+            raise NoMicrophone("cannot open %s: %s" % (self.name, exc)) from None
+
+    def read(self, timeout_s):
+        try:
+            x = self._q.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if self._resampler is None:
+            return x
+        r = self._resampler
+        r.push(x.astype(np.float64)[None, :])
+        y = r.pull(r.ready_end())[0]
+        return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+
+    def stop(self):
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+
+
+def listen(key, source, *, duration_s=None, on_event=None, on_status=None,
+           status_every_s=STATUS_EVERY_S):
+    """Feed `source` through the key's detector until `duration_s` of audio (or forever).
+
+    `on_event({"t", "score"})` at each detection (t: seconds of audio since the start, at
+    the end of the triggering hop, as `airmark detect`); `on_status({...})` every
+    `status_every_s` of audio with the level (dBFS RMS), the highest score and overflows.
+    Returns the summary dict (as `airmark detect`'s, plus ``overflows`` and
+    ``interrupted``, True when Ctrl-C ended it). The source is stopped either way.
+    """
+    det = detect.make_detector(key)
+    hop = det.hop_samples
+    pending = np.zeros(0, dtype=np.int16)
+    events = []
+    fed = 0
+    max_score = 0.0
+    energy = 0.0
+    count = 0
+    next_status = status_every_s * SAMPLE_RATE_HZ
+    limit = None if duration_s is None else int(round(duration_s * SAMPLE_RATE_HZ))
+    interrupted = False
+    source.start()
+    try:
+        while limit is None or fed + hop <= limit:
+            x = source.read(1.0)
+            if x is None:
+                if getattr(source, "finished", False):
+                    break
+                continue
+            pending = np.concatenate([pending, np.asarray(x, dtype=np.int16)])
+            while len(pending) >= hop and (limit is None or fed + hop <= limit):
+                chunk = pending[:hop]
+                pending = pending[hop:]
+                ev = det.feed(chunk)
+                fed += hop
+                max_score = max(max_score, det.score)
+                v = chunk.astype(np.float64)
+                energy += float(np.dot(v, v))
+                count += hop
+                if ev is not None:
+                    t_samples, score = ev
+                    rec = {"t": round(t_samples / SAMPLE_RATE_HZ, 4),
+                           "score": detect.score3(score)}
+                    events.append(rec)
+                    if on_event is not None:
+                        on_event(rec)
+                if on_status is not None and fed >= next_status:
+                    on_status({"t": round(fed / SAMPLE_RATE_HZ, 3),
+                               "level_dbfs": _dbfs(energy, count),
+                               "max_score": detect.score3(max_score),
+                               "overflows": int(getattr(source, "overflows", 0))})
+                    next_status += status_every_s * SAMPLE_RATE_HZ
+                    energy = 0.0
+                    count = 0
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        source.stop()
+    return {"event": "summary", "key": key["key_id"], "detections": len(events),
+            "duration_s": round(fed / SAMPLE_RATE_HZ, 3), "max_score": detect.score3(max_score),
+            "threshold": key["threshold"], "line_enhancer": bool(key.get("line_enhancer", 0)),
+            "overflows": int(getattr(source, "overflows", 0)), "interrupted": interrupted}
+
+
+def _dbfs(energy, count):
+    if count == 0 or energy <= 0:
+        return None
+    return round(10 * math.log10(energy / count / 32768.0 ** 2), 1)
