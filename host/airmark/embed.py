@@ -837,18 +837,7 @@ def add_to_sidecar(path, fields):
 
 
 def _write_json_atomic(path, record):
-    import tempfile
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".json", dir=d)
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-        fsutil.publish(tmp, path)
-    except BaseException as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise EmbedError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None
-        raise
+        fsutil.write_json_atomic(path, record)
+    except OSError as exc:
+        raise EmbedError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None

@@ -26,6 +26,26 @@ def publish(tmp, path):
     os.replace(tmp, path)
 
 
+def write_json_atomic(path, record):
+    """Write `record` as indented JSON to `path` through a temporary file in its directory
+    and :func:`publish`; on any failure the temporary file is removed and the error (an
+    OSError when the file system refused) propagates."""
+    import json
+    import tempfile
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".json",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+        publish(tmp, path)
+    except BaseException:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def silence_stdout():
     """Point stdout at /dev/null after a broken pipe, so the interpreter's final flush
     raises nothing and the command's own exit code stands."""

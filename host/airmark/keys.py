@@ -306,27 +306,16 @@ def load(path):
 
 def save(record, path, *, force=False):
     """Write a key file atomically; refuses to overwrite unless force."""
-    import tempfile
     validate(record)
     path = str(path)
     if not path or os.path.isdir(path):
         raise KeyFileError(path or "''", ["not a file name"])
     if os.path.exists(path) and not force:
         raise KeyFileError(path, ["already exists (use --force to overwrite)"])
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".airmark-key-", suffix=".json",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-        fsutil.publish(tmp, path)
-    except BaseException as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise KeyFileError(path, ["cannot write (%s)" % (exc.strerror or exc)]) from None
-        raise
+        fsutil.write_json_atomic(path, record)
+    except OSError as exc:
+        raise KeyFileError(path, ["cannot write (%s)" % (exc.strerror or exc)]) from None
     return path
 
 
