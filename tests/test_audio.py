@@ -1,7 +1,6 @@
 """Audio I/O: soundfile formats, ffmpeg formats, atomic writes, the detector's int16 view."""
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -10,8 +9,7 @@ import soundfile as sf
 from airmark import audio
 from airmark.errors import AudioError
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-                                  reason="ffmpeg not installed")
+needs_ffmpeg = pytest.mark.usefixtures("ffmpeg")
 
 
 def _signal(frames, channels, fs=44100, amp=0.5):

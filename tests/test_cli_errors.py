@@ -131,15 +131,13 @@ def test_embed_publishes_out_only_with_its_sidecar(files, capsys):
     assert not [f for f in listing(d) if f.startswith(".airmark-")]
 
 
-def test_embed_start_past_a_decoded_end_writes_nothing(files, capsys):
+def test_embed_start_past_a_decoded_end_writes_nothing(files, capsys, ffmpeg):
     """ffprobe's duration of an AAC file is an estimate; a start between the real end and
     the estimate used to fail after OUT was published."""
-    if not embed_helpers_has_ffmpeg():
-        pytest.skip("ffmpeg not installed")
     from airmark import audio
     d, keyfile, src = files
     aac = str(d / "in.aac")  # raw ADTS: ffprobe estimates its duration from the bit rate
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", src, "-c:a", "aac", aac], check=True)
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", src, "-c:a", "aac", aac], check=True)
     est = audio.audio_info(aac)["frames"] / FS
     real = audio.read_audio(aac)[0].shape[0] / FS
     assert est > real  # the encoder's padding: the case this test is about
@@ -148,11 +146,6 @@ def test_embed_start_past_a_decoded_end_writes_nothing(files, capsys):
     one_line_error(capsys, ["embed", aac, str(out), "--key", keyfile, "--start", "%.4f" % start],
                    text="after the end")
     assert not out.exists()
-
-
-def embed_helpers_has_ffmpeg():
-    import shutil
-    return shutil.which("ffmpeg") is not None
 
 
 def test_embed_warns_when_the_mark_is_shorter_than_the_key(files, capsys):

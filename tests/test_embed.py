@@ -3,7 +3,6 @@
 import inspect
 import json
 import os
-import shutil
 import tracemalloc
 
 import numpy as np
@@ -15,7 +14,7 @@ from airmark import audio, embed, keys
 from airmark.embed import DEFAULT_STRENGTH_DB, Embedder, EmbedError, embed_array, embed_file
 from embed_helpers import make_key, music_like
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+needs_ffmpeg = pytest.mark.usefixtures("ffmpeg")
 
 
 @pytest.fixture(scope="module")

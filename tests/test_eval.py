@@ -200,7 +200,6 @@ def test_report_files(corpus, key, tmp_path):
 
 
 def test_real_embedder_and_detector_end_to_end(corpus, tmp_path):
-    pytest.importorskip("airmark.embed")
     from airmark.cli import main
 
     key = keys.generate(seed=5)
@@ -214,6 +213,8 @@ def test_real_embedder_and_detector_end_to_end(corpus, tmp_path):
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["overall"]["n"] == 2
     assert all(r["whr_db"] is not None for r in res["runs"])
+    # 1 m, RT60 0.3 s, 20 dB SNR: both marks found, neither unmarked copy fires
+    assert res["overall"]["detected"] == 2 and res["overall"]["false_alarms"] == 0
     assert Path(tmp_path / "o" / "report.md").exists()
 
 

@@ -5,26 +5,35 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import fw_helpers as h
+from conftest import require_tool
 
 
 def test_bench_json():
-    r = subprocess.run([sys.executable, os.path.join(h.TOOLS, "bench.py"), "--seconds", "0.5", "--json"],
-                       capture_output=True, text=True, timeout=120)
+    """The memory figures against their sources: the detector's own state_bytes() and the
+    Pico board definition's capture buffers (raw 32-bit words, plus one dense int16 hop)."""
+    from airmark import fw
+    root = os.path.dirname(h.TOOLS)
+    key_path = os.path.join(root, "tests", "golden", "key.json")
+    r = subprocess.run([sys.executable, os.path.join(h.TOOLS, "bench.py"), key_path,
+                        "--seconds", "0.5", "--json"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["ops_per_hop"]["corr_calls"] == d["npairs"]
+    key = json.load(open(key_path))
+    det = fw.module("airmark_detector").Detector(key)
+    assert d["npairs"] == det.npairs and d["ops_per_hop"]["corr_calls"] == det.npairs
     for k in ("rp2040_125mhz_viper_us", "rp2040_125mhz_ulab_only_us"):
         assert 0 < d[k]["share_low_pct"] <= d[k]["share_typical_pct"]
+    assert d["state_bytes"] == det.state_bytes()
+    pico = json.load(open(os.path.join(root, "boards", "pico-inmp441.json")))
+    buf = pico["buffers"]
+    assert d["capture_bytes_rp2"] == buf["n_bufs"] * buf["hop_samples"] * 4 + 2 * det.hop_samples
     assert d["arrays_bytes"] == d["state_bytes"] + d["capture_bytes_rp2"]
 
 
 def test_bench_viper_reports_the_hop_and_its_kernels():
     """tools/bench_viper.py under real MicroPython: the hop, its three kernels, the load."""
-    if h.micropython_bin() is None:
-        pytest.skip("no micropython")
+    require_tool("micropython")
     root = os.path.dirname(h.TOOLS)
     r = subprocess.run([h.micropython_bin(), os.path.join(h.TOOLS, "bench_viper.py"),
                         os.path.join(root, "tests", "golden", "key.json")],
@@ -45,8 +54,7 @@ def test_bench_viper_reports_the_hop_and_its_kernels():
 
 def test_bench_viper_main_takes_a_path_without_argv():
     """Boards without sys.argv (the rp2 port) call main(path); off a board no board fields."""
-    if h.micropython_bin() is None:
-        pytest.skip("no micropython")
+    require_tool("micropython")
     root = os.path.dirname(h.TOOLS)
     code = ("import sys; sys.path.insert(0, 'tools'); import bench_viper; "
             "bench_viper.main('tests/golden/key.json')")

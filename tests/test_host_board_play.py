@@ -50,8 +50,9 @@ def test_sidecar_defensive(tmp_path):
 
 
 def test_sidecar_written_by_embed_file(tmp_path):
-    embed = pytest.importorskip("airmark.embed")
     import soundfile as sf
+
+    from airmark import embed
 
     key = signals.key_record(seed=2)
     src = tmp_path / "host.wav"
@@ -174,6 +175,8 @@ def test_play_living_room_6m_matches_offline(tmp_path, key_path):
     assert out.infos[0]["config"]["distance_m"] == 6.1 and out.infos[0]["delay_s"] > 0.015
     offline = detect.detect_samples(out.clip.samples, key).events
     off_res, _ = P.score_segments(segs, [det(e["t"]) for e in offline])
+    # this seed's room leaves the marks findable (3 of 3 offline): both sides must find them
+    assert sum(r.hit for r in off_res) >= 2 and rep.summary["hits"] >= 2
     assert abs(rep.summary["hits"] - sum(r.hit for r in off_res)) <= 1
     for r, o in zip(rep.results, off_res):
         if r.hit and o.hit:

@@ -47,16 +47,35 @@ def test_detect_plot_errors_are_one_line(tmp_path, key, capsys):
 
 
 def test_plot_marks_the_threshold_and_detections(tmp_path, key):
-    """The trace is drawn from the result's scores: a different trace gives a different image."""
+    """The figure holds the result's per-hop scores against time, a line at the threshold,
+    a marker at each detection and the shaded mark; the PNG is that figure."""
+    from airmark.score_plot import score_figure
     wav, _keyfile, seg = _marked_wav(tmp_path, key)
     x, _ = sf.read(str(wav), dtype="int16")
     res = detect.detect_samples(x, key)
-    quiet = detect.detect_samples(np.zeros_like(x), key)
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    plot_scores(str(a), [("marked", res)], key["threshold"], marks=[seg])
-    plot_scores(str(b), [("silence", quiet)], key["threshold"], marks=[seg])
-    assert res.events and not quiet.events
-    assert a.read_bytes() != b.read_bytes()
+    assert res.events
+    fig = score_figure([("marked", res)], key["threshold"], marks=[seg])
+    try:
+        ax = fig.axes[0]
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        trace = lines["marked"]
+        assert np.array_equal(trace.get_ydata(), res.scores)
+        assert np.allclose(trace.get_xdata(), (np.arange(len(res.scores)) + 1) * res.hop_s)
+        thr = lines["threshold %.2f" % key["threshold"]]
+        assert list(thr.get_ydata()) == [key["threshold"]] * 2
+        markers = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+        assert len(markers) == 1
+        assert list(markers[0].get_xdata()) == [e["t"] for e in res.events]
+        assert list(markers[0].get_ydata()) == [e["score"] for e in res.events]
+        span = ax.patches[0].get_extents()  # the shaded mark, in display units
+        x0, x1 = ax.transData.inverted().transform([[span.x0, 0], [span.x1, 0]])[:, 0]
+        assert abs(x0 - seg[0]) < 0.01 and abs(x1 - seg[1]) < 0.01
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    png = tmp_path / "a.png"
+    plot_scores(str(png), [("marked", res)], key["threshold"], marks=[seg])
+    assert png.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_demo_runs_end_to_end_and_draws_each_room(tmp_path, capsys):

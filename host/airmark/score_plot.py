@@ -7,8 +7,8 @@ from . import fsutil
 from .errors import AirmarkError, ToolMissing
 
 
-def plot_scores(path, traces, threshold, *, title=None, marks=()):
-    """Write a PNG to `path`.
+def score_figure(traces, threshold, *, title=None, marks=()):
+    """The matplotlib figure :func:`plot_scores` saves (Agg backend); close it when done.
 
     traces: list of (label, DetectResult) with per-hop scores (from `detect_samples`);
     marks: list of (start_s, end_s) spans to shade, e.g. where a mark was embedded.
@@ -44,6 +44,14 @@ def plot_scores(path, traces, threshold, *, title=None, marks=()):
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_scores(path, traces, threshold, *, title=None, marks=()):
+    """Write the PNG of :func:`score_figure` to `path` (atomically)."""
+    import matplotlib.pyplot as plt
+
+    fig = score_figure(traces, threshold, title=title, marks=marks)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".png", dir=folder)
