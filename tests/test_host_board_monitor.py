@@ -218,8 +218,11 @@ def _cli(*args):
 def test_monitor_cli_json_ctrl_c(tmp_path, key_path):
     log_path = tmp_path / "cli.jsonl"
     with VirtualBoard(key_path, tmp_path) as board:
+        # a shell's background job ignores SIGINT and its children inherit that: give the
+        # CLI the default disposition, as a terminal would
         proc = subprocess.Popen(_cli("monitor", "--port", board.port, "--json", "--log", str(log_path)),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             lines = []
             deadline = time.monotonic() + 20
