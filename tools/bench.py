@@ -30,12 +30,16 @@ dot element of work per sample and lag. The hop cycle-counted on an emulated RP2
 and tools/bench_viper.py's estimate, are in docs/ALGORITHM.md section 4.
 """
 
+import argparse
 import json
 import os
 import sys
 import time
 
 import numpy as np
+
+import toolcli
+from airmark import keys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -52,8 +56,6 @@ ESP32_SCALE = 125.0 / 240.0
 
 def default_key():
     """The product's default key parameters (what `airmark keygen` writes)."""
-    from airmark import keys
-
     return keys.generate(1)
 
 
@@ -248,33 +250,23 @@ def report(r):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if "-h" in argv or "--help" in argv:
-        print(__doc__.strip())
-        return 0
-    seconds = 5.0
-    as_json = False
-    key_path = None
-    i = 0
-    while i < len(argv):
-        if argv[i] == "--seconds":
-            seconds = float(argv[i + 1])
-            i += 2
-        elif argv[i] == "--json":
-            as_json = True
-            i += 1
-        else:
-            key_path = argv[i]
-            i += 1
-    if key_path:
-        with open(key_path) as f:
-            record = json.load(f)
-    else:
-        record = default_key()
-    r = run(record, seconds)
-    print(json.dumps(r, indent=1) if as_json else report(r))
+    ap = toolcli.ArgumentParser(description=__doc__.strip(), usage="%(prog)s [KEYJSON] "
+                                "[--seconds S] [--json]",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("key", nargs="?", metavar="KEYJSON",
+                    help="key file (default: the product's default key)")
+    ap.add_argument("--seconds", type=toolcli.positive_float, default=5.0,
+                    help="seconds of noise to feed (default 5)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    record = keys.load(args.key) if args.key else default_key()
+    if int(args.seconds * RATE_HZ) < int(record["block_samples"]):
+        ap.error("--seconds %g is shorter than one block of the key (%d samples)"
+                 % (args.seconds, int(record["block_samples"])))
+    r = run(record, args.seconds)
+    print(json.dumps(r, indent=1) if args.json else report(r))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("bench", main))

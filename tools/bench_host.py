@@ -19,7 +19,6 @@ only ever slow a run down):
 The issue's targets: embed >= 100x, detect >= 300x real time on one core.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -29,7 +28,9 @@ import time
 
 import numpy as np
 
+import toolcli
 from airmark import detect, embed, keys
+from airmark.progress import progress_bar
 
 
 def best_of(fn, runs=3):
@@ -42,8 +43,14 @@ def best_of(fn, runs=3):
     return min(walls), min(cpus)
 
 
-def bench(seconds, micropython):
+def bench(seconds, micropython, progress=None):
     import soundfile as sf
+    steps = 5 if micropython else 4
+
+    def step(done):
+        if progress is not None:
+            progress(done, steps)
+
     key = keys.generate(seed=1)
     rng = np.random.default_rng(0)
     out = {"seconds": seconds}
@@ -58,34 +65,42 @@ def bench(seconds, micropython):
                                                      overwrite=True))
         out["embed"] = {"x_realtime": round(seconds / wall, 1),
                         "x_realtime_cpu": round(seconds / cpu, 1)}
+    step(1)
     x16 = (rng.standard_normal(int(seconds * 16000)) * 3000).astype(np.int16)
     wall, cpu = best_of(lambda: detect.detect_samples(x16, key))
     out["detect_cpython"] = {"x_realtime": round(seconds / wall, 1),
                              "x_realtime_cpu": round(seconds / cpu, 1)}
+    step(2)
     twin = keys.enhancer_twin(key)
     wall, cpu = best_of(lambda: detect.detect_samples(x16, twin))
     out["detect_cpython_line_enhancer"] = {"x_realtime": round(seconds / wall, 1),
                                            "x_realtime_cpu": round(seconds / cpu, 1)}
+    step(3)
     wall, cpu = best_of(lambda: detect.detect_samples(x16, key, per_hop=True))
     out["detect_cpython_per_hop"] = {"x_realtime": round(seconds / wall, 1),
                                      "x_realtime_cpu": round(seconds / cpu, 1)}
+    step(4)
     if micropython:
         wall, _ = best_of(lambda: detect.detect_file_micropython(x16, key, micropython))
         out["detect_micropython"] = {"x_realtime": round(seconds / wall, 1),
                                      "binary": os.path.basename(micropython)}
+        step(5)
     return out
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=toolcli.finite_float, default=60.0)
     ap.add_argument("--micropython", default=shutil.which("micropython"),
                     help="MicroPython binary (default: `micropython` on PATH; '' skips)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.seconds < 5:
         ap.error("--seconds must be at least 5")
-    r = bench(args.seconds, args.micropython or None)
+    if args.micropython and shutil.which(args.micropython) is None:
+        ap.error("--micropython: no such program %r ('' skips it)" % args.micropython)
+    with progress_bar("bench", disable=args.json) as update:
+        r = bench(args.seconds, args.micropython or None, progress=update)
     if args.json:
         print(json.dumps(r))
         return 0
@@ -108,4 +123,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("bench_host", main))

@@ -22,7 +22,26 @@ import sys
 import time
 import array
 import json
-import micropython
+
+USAGE = ("usage: micropython tools/bench_viper.py [KEYJSON]  (on a board: "
+         "import bench_viper; bench_viper.main(\"key.json\"))")
+
+
+def _fail(msg, code=2):
+    """One line on stderr, the exit code: the same shape as the CPython tools."""
+    print("bench_viper: %s" % msg, file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__" and ("-h" in sys.argv or "--help" in sys.argv):
+    print(USAGE)
+    sys.exit(0)
+try:
+    import micropython
+except ImportError:
+    if __name__ != "__main__":
+        raise
+    sys.exit(_fail("runs under MicroPython (viper): micropython tools/bench_viper.py [KEYJSON]"))
 
 
 def _dir_of(path):
@@ -77,12 +96,28 @@ def main(path=None):
     if path is None:
         argv = getattr(sys, "argv", None) or []
         if "-h" in argv or "--help" in argv:
-            print("usage: micropython tools/bench_viper.py [KEYJSON]  (on a board: "
-                  "import bench_viper; bench_viper.main(\"key.json\"))")
+            print(USAGE)
             return 0
+        for a in argv[1:]:
+            if a.startswith("-"):
+                return _fail("unknown option %s (%s)" % (a, USAGE))
+        if len(argv) > 2:
+            return _fail("one key file at most (%s)" % USAGE)
         path = argv[1] if len(argv) > 1 else _ROOT + "/tests/golden/key.json"
-    with open(path) as f:
-        key = airmark_key.validate(json.load(f))
+    try:
+        with open(path) as f:
+            key = airmark_key.validate(json.load(f))
+    except OSError as exc:
+        return _fail("%s: cannot read (%s)" % (path, exc))
+    except ValueError as exc:  # not JSON, or airmark_key.KeyInvalid
+        return _fail("%s: not a valid key (%s)" % (path, exc))
+    try:
+        return _bench(key)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _bench(key):
     det = core.Detector(key)
     if det.kernels is None:
         print(json.dumps({"error": "no viper kernels on this port"}))

@@ -31,12 +31,16 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 from airmark.channel import BABBLE_TEXTS
+from airmark.progress import progress_bar
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy import signal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/, also when loaded by path
+import toolcli  # noqa: E402
 
 APT_PACKAGES = ("supertux-data neverball-data xmoto-data extremetuxracer-data "
                 "hydrogen-drumkits espeak-ng")
@@ -127,10 +131,9 @@ def _sha256(path):
 def _write_clip(path, x, samplerate):
     """16-bit mono WAV, written to a temporary name and renamed (no half-written clips)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".%d.tmp" % os.getpid())
     pcm = np.clip(np.round(np.asarray(x) * 32767), -32768, 32767).astype(np.int16)
-    sf.write(str(tmp), pcm, int(samplerate), subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with toolcli.atomic_output(str(path)) as tmp:  # removed again on an error or Ctrl-C
+        sf.write(tmp, pcm, int(samplerate), subtype="PCM_16", format="WAV")
 
 
 def _relative_source(path, root):
@@ -397,22 +400,21 @@ def build_corpus(out_dir, *, clips_per_category, seed=0, games_root=GAMES_ROOT,
                 "clips_per_category": int(clips_per_category),
                 "categories": {c: sum(e["category"] == c for e in entries) for c in categories},
                 "clips": entries}
-    tmp = out_dir / ".manifest.json.tmp"
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, out_dir / "manifest.json")
+    with toolcli.atomic_output(str(out_dir / "manifest.json")) as tmp:
+        Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     manifest["written"] = written
     return manifest
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(
+    ap = toolcli.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Sources come from Debian packages: apt-get install %s" % APT_PACKAGES)
     ap.add_argument("out_dir", help="corpus directory (created; existing clips are kept)")
-    ap.add_argument("--minutes-per-category", type=float, default=10.0,
+    ap.add_argument("--minutes-per-category", type=toolcli.positive_float, default=10.0,
                     help="audio per category, minutes (default 10: 60 clips each)")
-    ap.add_argument("--clips-per-category", type=int, default=None,
+    ap.add_argument("--clips-per-category", type=toolcli.positive_int, default=None,
                     help="exact number of 10 s clips per category (overrides minutes)")
     ap.add_argument("--quick", action="store_true", help="3 clips per category")
     ap.add_argument("--seed", type=int, default=0)
@@ -431,17 +433,13 @@ def main(argv=None):
     bad = [c for c in cats if c not in CATEGORIES]
     if bad:
         ap.error("unknown categories %s" % ", ".join(bad))
-
-    def progress(done, total, name):
-        sys.stderr.write("\r[%d/%d] %s   " % (done, total, name))
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
+    if not cats:
+        ap.error("--categories names none of %s" % ",".join(CATEGORIES))
     try:
-        m = build_corpus(args.out_dir, clips_per_category=n, seed=args.seed,
-                         games_root=args.games_root, drumkits_root=args.drumkits_root,
-                         categories=cats, progress=progress if sys.stderr.isatty() else None)
+        with progress_bar("corpus") as update:
+            m = build_corpus(args.out_dir, clips_per_category=n, seed=args.seed,
+                             games_root=args.games_root, drumkits_root=args.drumkits_root,
+                             categories=cats, progress=lambda done, total, name: update(done, total))
     except CorpusError as exc:
         sys.stderr.write("build_corpus: %s\n" % exc)
         return 2
@@ -452,4 +450,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("build_corpus", main))

@@ -29,18 +29,20 @@ drawn at random rather than for one key, whose tail can be lighter or heavier th
 next one's. Each key's own threshold is reported too. --jobs N scores N keys at once.
 """
 
-import argparse
 import json
 import math
 import multiprocessing
 import os
 import re
+import signal
 import sys
 
 import numpy as np
 import soundfile as sf
 
+import toolcli
 from airmark import channel, detect, keys
+from airmark.progress import progress_bar
 
 LADDER = np.arange(2.0, 8.01, 0.25)  # upcrossing counts for the tail fit
 MIN_EXPECTED = 5  # false alarms the pooled hours must hold at the target rate to be read
@@ -130,7 +132,10 @@ def load_stream(paths):
     parts = []
     fs0 = None
     for p in paths:
-        x, fs = sf.read(p, dtype="float32", always_2d=True)
+        try:
+            x, fs = sf.read(p, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as exc:  # missing, unreadable, not audio
+            raise toolcli.ToolError("%s: cannot read (%s)" % (p, exc)) from None
         fs0 = fs0 or fs
         if fs != fs0:
             continue
@@ -138,17 +143,24 @@ def load_stream(paths):
     return np.concatenate(parts), fs0
 
 
+def _worker_init():
+    """Pool workers leave Ctrl-C to the parent, which stops them (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv=None):
     global _STREAM
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="corpus")
     ap.add_argument("--presets", default=DEFAULT_PRESETS)
     ap.add_argument("--key", default=None, help="key file (default: a fresh key, seed 1)")
     ap.add_argument("--key-seeds", type=int, default=0,
                     help="pool this many keys of the key's shape (seeds 1..N) instead of one key")
-    ap.add_argument("--target-per-hour", type=float, default=0.1)
-    ap.add_argument("--max-minutes", type=float, default=20.0, help="per category")
-    ap.add_argument("--jobs", type=int, default=1, help="score this many keys at once")
+    ap.add_argument("--target-per-hour", type=toolcli.positive_float, default=0.1)
+    ap.add_argument("--max-minutes", type=toolcli.positive_float, default=20.0,
+                    help="per category")
+    ap.add_argument("--jobs", type=toolcli.positive_int, default=1,
+                    help="score this many keys at once")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--write-default", action="store_true")
     args = ap.parse_args(argv)
@@ -156,12 +168,26 @@ def main(argv=None):
     if not os.path.exists(man_path):
         print("calibrate: no corpus at %s (make corpus)" % args.corpus, file=sys.stderr)
         return 2
-    with open(man_path) as f:
-        manifest = json.load(f)
+    manifest = toolcli.load_json(man_path, "corpus manifest")
     key = keys.load(args.key) if args.key else keys.generate(1)
     if args.key_seeds < 0:
         print("calibrate: --key-seeds must be >= 0", file=sys.stderr)
         return 2
+    key_s = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
+    if args.write_default:  # checked before the long run, not after it
+        if key.get("diff_weight", 1) != keys.DEFAULTS["diff_weight"]:
+            print("calibrate: --write-default needs a key with the default diff_weight %d"
+                  % keys.DEFAULTS["diff_weight"], file=sys.stderr)
+            return 2
+        const = keys.threshold_constant(key_s, key["lag_periods"], key.get("line_enhancer", 0))
+        if const is None:
+            print("calibrate: no default constant for a %.1f s key with lag_periods %d; "
+                  "put the threshold in the key instead" % (key_s, key["lag_periods"]),
+                  file=sys.stderr)
+            return 2
+        keys_py = os.path.join(os.path.dirname(keys.__file__), "keys.py")
+        with open(keys_py) as f:
+            keys_text = f.read()
     pool = [key]
     if args.key_seeds:
         secs = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
@@ -173,8 +199,16 @@ def main(argv=None):
                 for s in range(1, args.key_seeds + 1)]
     clips = manifest["clips"] if isinstance(manifest, dict) and "clips" in manifest else manifest
     bycat = {}
-    for c in clips:
-        bycat.setdefault(c["category"], []).append(os.path.join(args.corpus, c["file"]))
+    try:
+        for c in clips:
+            bycat.setdefault(c["category"], []).append(os.path.join(args.corpus, c["file"]))
+    except (KeyError, TypeError):
+        print("calibrate: %s: not a corpus manifest (wants \"clips\": [{\"category\", "
+              "\"file\"}, ...])" % man_path, file=sys.stderr)
+        return 2
+    if not bycat:
+        print("calibrate: %s: the corpus has no clips" % man_path, file=sys.stderr)
+        return 2
     results = []
     all_found = np.zeros(len(FINE))  # detections of unmarked audio, over every row
     all_hours = 0.0
@@ -184,48 +218,57 @@ def main(argv=None):
     except (KeyError, ValueError) as e:
         print("calibrate: %s" % (e.args[0] if e.args else e), file=sys.stderr)
         return 2
-    for preset, cfg in configs:
-        for cat in sorted(bycat):
-            n_max = int(args.max_minutes * 6)
-            x, fs = load_stream(sorted(bycat[cat])[:n_max])
-            y, _ = channel.simulate(x, fs, cfg, seed=11, cache_dir=os.path.join("cache", "calibrate"))
-            counts = np.zeros(len(LADDER))
-            found = np.zeros(len(FINE))
-            hours = 0.0
-            top = 0.0
-            per_key = []
-            _STREAM = y
-            if args.jobs > 1:
-                with multiprocessing.get_context("fork").Pool(args.jobs) as workers:
-                    scored = workers.map(score_key, pool)
-            else:
-                scored = [score_key(k) for k in pool]
-            for k, (h, c, kfound, kmax) in zip(pool, scored):
-                c = np.array(c, dtype=float)
-                found += kfound
-                kfit = fit_tail(c / h, h)
-                per_key.append({"key_id": k["key_id"], "max_score": round(kmax, 3),
-                                "threshold": round(threshold_for(kfit, args.target_per_hour), 3)
-                                if kfit else None})
-                counts += c
-                hours += h
-                top = max(top, kmax)
-            rates = counts / hours
-            fit = fit_tail(rates, hours)
-            thr = threshold_for(fit, args.target_per_hour) if fit else float("nan")
-            row = {"preset": preset, "category": cat, "hours": round(hours, 3),
-                   "max_score": round(top, 3),
-                   "upcrossings_per_hour": {"%.2f" % t: round(r, 2) for t, r in zip(LADDER, rates) if r > 0},
-                   "fit": fit, "threshold": round(thr, 3),
-                   "detections": {"%.2f" % t: int(n) for t, n in zip(FINE, found) if n > 0}}
-            if len(pool) > 1:
-                row["keys"] = per_key
-            results.append(row)
-            all_found += found
-            all_hours += hours
-            if not args.json:
-                print("%-15s %-7s %5.2f h  max %.2f  fitted threshold for %.2g/h: %.2f" % (
-                    preset, cat, hours, top, args.target_per_hour, thr))
+    steps = len(configs) * len(bycat) * len(pool)
+    done = 0
+    with progress_bar("calibrate", disable=args.json) as update:
+        for preset, cfg in configs:
+            for cat in sorted(bycat):
+                n_max = max(1, int(args.max_minutes * 6))
+                x, fs = load_stream(sorted(bycat[cat])[:n_max])
+                y, _ = channel.simulate(x, fs, cfg, seed=11, cache_dir=os.path.join("cache", "calibrate"))
+                counts = np.zeros(len(LADDER))
+                found = np.zeros(len(FINE))
+                hours = 0.0
+                top = 0.0
+                per_key = []
+                _STREAM = y
+                scored = []
+                workers = (multiprocessing.get_context("fork").Pool(args.jobs, _worker_init)
+                           if args.jobs > 1 else None)
+                try:
+                    for r in workers.imap(score_key, pool) if workers else map(score_key, pool):
+                        scored.append(r)
+                        done += 1
+                        update(done, steps)
+                finally:
+                    if workers is not None:
+                        workers.terminate()
+                for k, (h, c, kfound, kmax) in zip(pool, scored):
+                    c = np.array(c, dtype=float)
+                    found += kfound
+                    kfit = fit_tail(c / h, h)
+                    per_key.append({"key_id": k["key_id"], "max_score": round(kmax, 3),
+                                    "threshold": round(threshold_for(kfit, args.target_per_hour), 3)
+                                    if kfit else None})
+                    counts += c
+                    hours += h
+                    top = max(top, kmax)
+                rates = counts / hours
+                fit = fit_tail(rates, hours)
+                thr = threshold_for(fit, args.target_per_hour) if fit else float("nan")
+                row = {"preset": preset, "category": cat, "hours": round(hours, 3),
+                       "max_score": round(top, 3),
+                       "upcrossings_per_hour": {"%.2f" % t: round(r, 2) for t, r in zip(LADDER, rates) if r > 0},
+                       "fit": fit, "threshold": round(thr, 3),
+                       "detections": {"%.2f" % t: int(n) for t, n in zip(FINE, found) if n > 0}}
+                if len(pool) > 1:
+                    row["keys"] = per_key
+                results.append(row)
+                all_found += found
+                all_hours += hours
+                if not args.json:
+                    print("%-15s %-7s %5.2f h  max %.2f  fitted threshold for %.2g/h: %.2f" % (
+                        preset, cat, hours, top, args.target_per_hour, thr))
     fitted = [r["threshold"] for r in results if not math.isnan(r["threshold"])]
     # The tail fit extrapolates each row; the detections counted over every row check it
     # where the data reach: the lowest threshold whose pooled rate is at most the target.
@@ -253,25 +296,15 @@ def main(argv=None):
                   % (args.target_per_hour, empirical))
         print("recommended threshold %.2f (distribution-free union bound: %.2f)" % (recommended, union))
     if args.write_default:
-        if key.get("diff_weight", 1) != keys.DEFAULTS["diff_weight"]:
-            print("calibrate: --write-default needs a key with the default diff_weight %d"
-                  % keys.DEFAULTS["diff_weight"], file=sys.stderr)
-            return 2
-        path = os.path.join(os.path.dirname(keys.__file__), "keys.py")
-        with open(path) as f:
-            text = f.read()
-        seconds = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
-        name = keys.threshold_constant(seconds, key["lag_periods"], key.get("line_enhancer", 0))
-        if name is None:
-            print("calibrate: no default constant for a %.1f s key with lag_periods %d; "
-                  "put the threshold in the key instead" % (seconds, key["lag_periods"]), file=sys.stderr)
-            return 2
-        text = re.sub(r"\n%s = [0-9.]+" % name, "\n%s = %.2f" % (name, recommended), text)
-        with open(path, "w") as f:
-            f.write(text)
-        print("wrote %s = %.2f to %s (a %.1f s key)" % (name, recommended, os.path.relpath(path), seconds))
+        text = re.sub(r"\n%s = [0-9.]+" % const, "\n%s = %.2f" % (const, recommended), keys_text)
+        with toolcli.atomic_output(keys_py) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text)
+        # after --json's object, on stderr: stdout stays one JSON document
+        print("wrote %s = %.2f to %s (a %.1f s key)" % (const, recommended, os.path.relpath(keys_py),
+                                                       key_s), file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("calibrate", main))

@@ -4,19 +4,20 @@
 No hardware. Writes everything under --out (default out/demo) and prints what happened
 in each room: detected or missed, and whether the unmarked copy stayed quiet; the
 score over time of both copies is drawn into scores-<room>.png.
-Exit code 0 when the demo ran (the result is reported, hit or miss), 2 on an error.
+Exit code 0 when the demo ran (the result is reported, hit or miss), 2 on an error (one
+line on stderr), 130 on Ctrl-C; every file appears whole or not at all.
 """
 
-import argparse
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
 import soundfile as sf
 
+import toolcli
 from airmark import channel, detect, embed, keys
-from airmark.errors import AirmarkError
 from airmark.score_plot import plot_scores
 
 SAMPLERATE_HZ = 44100
@@ -39,7 +40,8 @@ def run_room(args, key, host, marked, seg0, seg1, preset, step):
     cache = os.path.join(args.out, "cache")
     rx, cinfo = channel.simulate(marked, SAMPLERATE_HZ, cfg, seed=args.seed, cache_dir=cache)
     rx0, _ = channel.simulate(host, SAMPLERATE_HZ, cfg, seed=args.seed, cache_dir=cache)
-    channel.write_wav_int16(os.path.join(args.out, "received-%s.wav" % preset), rx)
+    with toolcli.atomic_output(os.path.join(args.out, "received-%s.wav" % preset)) as tmp:
+        channel.write_wav_int16(tmp, rx)
     print("%d. channel %s: %.1f m, RT60 %.2f s, %s noise at %.0f dB SNR, drift %+.0f ppm -> 16 kHz int16" % (
         step, preset, cfg.distance_m if cfg.room else 0.0, cfg.rt60_s if cfg.room else 0.0, cfg.noise,
         cfg.snr_db, cfg.drift_ppm))
@@ -79,25 +81,29 @@ def run_room(args, key, host, marked, seg0, seg1, preset, step):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/demo")
     ap.add_argument("--preset", action="append", choices=sorted(channel.PRESETS),
                     help="channel preset (repeatable; default: near-1m and living-room-6m)")
-    ap.add_argument("--strength", type=float, default=embed.DEFAULT_STRENGTH_DB,
+    ap.add_argument("--strength", type=toolcli.finite_float, default=embed.DEFAULT_STRENGTH_DB,
                     help="mark strength, dB over the masking threshold")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--micropython", default=os.environ.get("AIRMARK_MICROPYTHON"),
                     help="also replay through this MicroPython+ulab binary")
     args = ap.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    if args.micropython and shutil.which(args.micropython) is None:
+        ap.error("--micropython: no such program %r" % args.micropython)
+    toolcli.make_dir(args.out)
     key = keys.generate(args.seed)
     keys.save(key, os.path.join(args.out, "key.json"), force=True)
     host = demo_music(12.0, args.seed)
-    sf.write(os.path.join(args.out, "host.wav"), host, SAMPLERATE_HZ, subtype="PCM_16")
+    with toolcli.atomic_output(os.path.join(args.out, "host.wav")) as tmp:
+        sf.write(tmp, host, SAMPLERATE_HZ, subtype="PCM_16")
     start_s = 5.0
     marked, info = embed.embed_array(host, SAMPLERATE_HZ, key, start_s=start_s, duration_s=2.0,
                                      strength_db=args.strength)
-    sf.write(os.path.join(args.out, "marked.wav"), marked, SAMPLERATE_HZ, subtype="PCM_16")
+    with toolcli.atomic_output(os.path.join(args.out, "marked.wav")) as tmp:
+        sf.write(tmp, marked, SAMPLERATE_HZ, subtype="PCM_16")
     seg0, seg1 = info["segments"][0]
     print("1. key %s; embedded a %.2f s mark at %.2f-%.2f s (WHR %.1f dB in band, %.1f dB overall)" % (
         key["key_id"], seg1 - seg0, seg0, seg1, info["whr_band_db"], info["whr_db"]))
@@ -105,17 +111,15 @@ def main(argv=None):
     results = []
     for n, preset in enumerate(args.preset or ["near-1m", "living-room-6m"]):
         results.append(run_room(args, key, host, marked, seg0, seg1, preset, n + 2))
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump({"key": key["key_id"], "segment_s": [seg0, seg1], "whr_band_db": info["whr_band_db"],
-                   "rooms": results}, f, indent=1, default=str)
+    with toolcli.atomic_output(os.path.join(args.out, "result.json")) as tmp:
+        with open(tmp, "w") as f:
+            json.dump({"key": key["key_id"], "segment_s": [seg0, seg1],
+                       "whr_band_db": info["whr_band_db"], "rooms": results}, f, indent=1,
+                      default=str)
     print("summary: " + "; ".join("%s %s" % (r["preset"], "DETECTED" if r["detected"] else "missed")
                                    for r in results))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except AirmarkError as exc:
-        print("demo: %s" % exc, file=sys.stderr)
-        sys.exit(2)
+    sys.exit(toolcli.run("demo", main))

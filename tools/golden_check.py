@@ -5,7 +5,8 @@ Usage: <python|micropython> tools/golden_check.py [GOLDEN_DIR] [--print] [--no-k
 Runs unchanged under CPython (numpy) and MicroPython with ulab (viper kernels when
 the port has them). For each hop it checks the correlations c of every lag pair and
 the matched-filter sums; then the events and scores. Prints PASS/FAIL lines and
-exits 0 only if everything matches exactly (scores are fixed-point integers).
+exits 0 only if everything matches exactly (scores are fixed-point integers), 1 on a
+mismatch, 2 (one line on stderr) when the golden folder cannot be read.
 """
 
 import sys
@@ -31,10 +32,17 @@ import airmark_wav  # noqa: E402
 np = core.np
 
 
+def _fail(msg, code=2):
+    """One line on stderr and the exit code (2: a wrong command line or golden folder)."""
+    print("golden_check: %s" % msg, file=sys.stderr)
+    return code
+
+
 def main(argv):
     gdir = _ROOT + "/tests/golden"
     show = False
     kernels = True
+    dirs = 0
     for a in argv[1:]:
         if a in ("-h", "--help"):
             print(USAGE)
@@ -43,18 +51,44 @@ def main(argv):
             show = True
         elif a == "--no-kernels":
             kernels = False
+        elif a.startswith("-"):
+            return _fail("unknown option %s (%s)" % (a, USAGE))
         else:
             gdir = a
-    with open(gdir + "/key.json") as f:
-        key = airmark_key.validate(json.load(f))
-    with open(gdir + "/expected.json") as f:
-        expected = json.load(f)
-    det = core.Detector(key, use_kernels=kernels)
+            dirs += 1
+    if dirs > 1:
+        return _fail("one GOLDEN_DIR at most (%s)" % USAGE)
+    name = gdir + "/key.json"
+    try:
+        with open(name) as f:
+            key = airmark_key.validate(json.load(f))
+        name = gdir + "/expected.json"
+        with open(name) as f:
+            expected = json.load(f)
+        hops = expected["hops"]
+        name = gdir + "/input.wav"
+        reader = airmark_wav.WavReader(name)
+    except OSError as exc:
+        return _fail("%s: cannot read (%s)" % (name, exc))
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON, a bad key, a bad WAV
+        return _fail("%s: %s" % (name, exc))
+    try:
+        det = core.Detector(key, use_kernels=kernels)
+    except ValueError as exc:  # e.g. the line enhancer on a port without its kernels
+        reader.close()
+        return _fail("detector: %s" % exc)
+    try:
+        return _check(det, expected, hops, reader, show)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    finally:
+        reader.close()
+
+
+def _check(det, expected, hops, reader, show):
     h = det.hop_samples
-    reader = airmark_wav.WavReader(gdir + "/input.wav")
     buf = bytearray(2 * h)
     x = np.frombuffer(buf, dtype=np.int16) if np is not None else buf  # viper reads bytes
-    hops = expected["hops"]
     bad = 0
     events = []
     scores = []
@@ -75,7 +109,6 @@ def main(argv):
                                                                           want_c, want_num))
                 bad += 1
         i += 1
-    reader.close()
     print("%s integers: %d hops checked, %d mismatching (kernels: %s, ulab: %s)" % (
         "PASS" if bad == 0 and i == len(hops) else "FAIL", i, bad,
         "viper" if det.kernels is not None else "array ops", core.ULAB))

@@ -24,11 +24,12 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 import signals as sg  # noqa: E402
+import toolcli  # noqa: E402
 from airmark import fw  # noqa: E402
 
 
 def main(out_dir, line_enhancer=False):
-    os.makedirs(out_dir, exist_ok=True)
+    toolcli.make_dir(out_dir)
     if line_enhancer:
         from airmark import keys
 
@@ -53,23 +54,30 @@ def main(out_dir, line_enhancer=False):
         scores.append(det.score_q8)
         if ev is not None:
             events.append([ev[0], det.score_q8])
-    sf.write(os.path.join(out_dir, "input.wav"), x, 16000, subtype="PCM_16")
-    with open(os.path.join(out_dir, "key.json"), "w") as f:
-        json.dump(key, f, indent=1)
-    with open(os.path.join(out_dir, "expected.json"), "w") as f:
-        json.dump({"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
-                   "scores": scores}, f, separators=(",", ":"))
+    # each file whole or not at all (written to a temporary name, then renamed)
+    with toolcli.atomic_output(os.path.join(out_dir, "input.wav")) as tmp:
+        sf.write(tmp, x, 16000, subtype="PCM_16")
+    with toolcli.atomic_output(os.path.join(out_dir, "key.json")) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(key, f, indent=1)
+    with toolcli.atomic_output(os.path.join(out_dir, "expected.json")) as tmp:
+        with open(tmp, "w") as f:
+            json.dump({"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
+                       "scores": scores}, f, separators=(",", ":"))
     print("wrote %s: %d hops, events %r" % (out_dir, len(hops), events))
 
 
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv=None):
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", nargs="?", help="default tests/golden (tests/golden-enh with "
                     "--line-enhancer)")
     ap.add_argument("--line-enhancer", action="store_true",
                     help="tests/golden's key and input with the key's line enhancer on")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     default = "golden-enh" if a.line_enhancer else "golden"
     main(a.out_dir or os.path.join(ROOT, "tests", default), a.line_enhancer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(toolcli.run("make_golden", cli))

@@ -9,7 +9,6 @@ reference and marked). Then time embed_file on a 60 s stereo 44.1 kHz file (x re
     python tools/measure_quality.py [--json] [--strength DB] [--clips N] [CLIP ...]
 """
 
-import argparse
 import glob
 import json
 import os
@@ -18,6 +17,8 @@ import tempfile
 import time
 
 import numpy as np
+
+import toolcli
 
 # Debian/Ubuntu install paths of the supertux and neverball-data packages (game soundtracks).
 DEFAULT_GLOBS = ("/usr/share/games/supertux2/music/*/*.ogg", "/usr/share/games/neverball/bgm/*.ogg")
@@ -81,24 +82,35 @@ def measure_speed(key, strength_db, seconds=60.0, samplerate=44100):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clips", nargs="*", help="audio files (default: game soundtrack OGGs)")
-    ap.add_argument("--clips", dest="n", type=int, default=6, help="number of default clips")
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--offset", type=float, default=30.0, help="excerpt start, seconds")
-    ap.add_argument("--strength", type=float, default=4.0, help="strength, dB (default: the embedder default)")
+    ap.add_argument("--clips", dest="n", type=toolcli.positive_int, default=6,
+                    help="number of default clips")
+    ap.add_argument("--seconds", type=toolcli.positive_float, default=10.0)
+    ap.add_argument("--offset", type=toolcli.finite_float, default=30.0,
+                    help="excerpt start, seconds")
+    ap.add_argument("--strength", type=toolcli.finite_float, default=4.0,
+                    help="strength, dB (default: the embedder default)")
     ap.add_argument("--key", help="key file (default: a fixed generated key)")
     ap.add_argument("--no-visqol", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
+    if args.offset < 0:
+        ap.error("--offset must be >= 0")
 
     from airmark import embed, keys
     key = keys.load(args.key) if args.key else keys.generate(1)
     clips = args.clips or default_clips(args.n)
+    if not clips:
+        ap.error("no clips: name audio files, or apt-get install supertux-data neverball-data "
+                 "for the default ones")
     api = None
     if not args.no_visqol:
-        from visqol import VisqolApi
+        try:
+            from visqol import VisqolApi
+        except ImportError:
+            ap.error("ViSQOL is not installed (pip install -e '.[quality]'); --no-visqol skips it")
         api = VisqolApi()
         api.create(mode="audio")
     rows = []
@@ -141,4 +153,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("measure_quality", main))

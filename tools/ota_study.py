@@ -29,13 +29,14 @@ any other field of the preset's ChannelConfig (as `airmark simulate --set` does)
 `--set distance_m=3 --set drift_ppm=0`.
 """
 
-import argparse
 import json
+import math
 import os
 import sys
 
 import numpy as np
 
+import toolcli
 from airmark import channel, cmd_simulate, detect, embed, fw, keys
 from airmark.progress import progress_bar
 
@@ -46,10 +47,17 @@ MARK_START_S = 4.0
 
 
 def clip_paths(corpus, per_category):
-    man = json.load(open(os.path.join(corpus, "manifest.json")))
+    man = toolcli.load_json(os.path.join(corpus, "manifest.json"), "corpus manifest")
+    try:
+        clips = [(c["category"], c["file"]) for c in man["clips"]]
+    except (KeyError, TypeError):
+        raise toolcli.ToolError("%s: not a corpus manifest (wants \"clips\": [{\"category\", "
+                                "\"file\"}, ...])" % os.path.join(corpus, "manifest.json")) from None
+    if not clips:
+        raise toolcli.ToolError("%s: the corpus has no clips" % os.path.join(corpus, "manifest.json"))
     by_cat = {}
-    for c in man["clips"]:
-        by_cat.setdefault(c["category"], []).append(os.path.join(corpus, c["file"]))
+    for cat, name in clips:
+        by_cat.setdefault(cat, []).append(os.path.join(corpus, name))
     return [(cat, i, p) for cat in sorted(by_cat) for i, p in enumerate(by_cat[cat][:per_category])]
 
 
@@ -60,7 +68,10 @@ def mark_seconds(key):
 
 def parts(path, key, preset, seed, cache_dir, mic_azimuth_deg=None, overrides=None):
     import soundfile as sf
-    x, sr = sf.read(path)
+    try:
+        x, sr = sf.read(path)
+    except (RuntimeError, sf.LibsndfileError) as exc:  # missing, unreadable, not audio
+        raise ValueError("%s: cannot read (%s)" % (path, exc)) from None
     mark_s = mark_seconds(key)
     # 4 s in, or earlier where a long key would otherwise run past the clip's end
     start_s = min(MARK_START_S, len(x) / sr - mark_s - 0.5)
@@ -184,9 +195,9 @@ def model_score(x, key, feature, end_s, lag_periods=3, run_blocks=1):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--clips", type=int, default=8, help="clips per category")
+    ap.add_argument("--clips", type=toolcli.positive_int, default=8, help="clips per category")
     ap.add_argument("--preset", default="living-room-6m")
     ap.add_argument("--key", help="key file (default: keys.generate(seed=5))")
     ap.add_argument("--no-model", action="store_true", help="skip the float study model")
@@ -221,6 +232,8 @@ def main(argv=None):
     try:
         azimuths = [float(v) for v in args.azimuths.split(",") if v.strip()]
     except ValueError:
+        azimuths = [math.nan]
+    if not all(math.isfinite(a) for a in azimuths):
         ap.error("--azimuths takes numbers separated by commas, not %r" % args.azimuths)
     key = keys.load(args.key) if args.key else keys.generate(seed=5)
     if args.run_blocks < 1:
@@ -261,7 +274,7 @@ def main(argv=None):
             try:
                 w, h, n, end_s = parts(path, key, args.preset, i, args.cache_dir, az, overrides)
             except ValueError as e:
-                ap.exit(2, "ota_study.py: error: %s\n" % e)
+                raise toolcli.ToolError(e) from None
             wnr.append(band_wnr_db(w, h + n, end_s, mark_seconds(key)))
             hnr.append(band_wnr_db(h, n, end_s, mark_seconds(key)))
             for ci, (feat, _, e, g, a) in enumerate(cases):
@@ -315,4 +328,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("ota_study", main))

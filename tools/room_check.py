@@ -22,14 +22,24 @@ import sys
 
 import numpy as np
 
+import toolcli
 from airmark import channel
+from airmark.progress import progress_bar
 
 FS = channel.MIC_SAMPLERATE_HZ
 DIRECT_GAP_S = 0.005
 
 
-def _floats(text):
-    return [float(v) for v in text.split(",") if v.strip()]
+def _floats(text, option):
+    """The comma-separated finite numbers of `option`'s value (at least one)."""
+    try:
+        vals = [toolcli.finite_float(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
+        raise ValueError("%s takes finite numbers separated by commas, not %r" % (option, text)) \
+            from None
+    if not vals:
+        raise ValueError("%s needs at least one number" % option)
+    return vals
 
 
 def barron_db(distance_m, rt60_s, volume_m3):
@@ -56,7 +66,7 @@ def measure(distance_m, rt60_s, scattering, cache_dir=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--distance", default="1,3,6.1,9", help="metres, comma-separated")
     ap.add_argument("--rt60", default="0.5", help="seconds, comma-separated")
     ap.add_argument("--scattering", default="0,%g" % channel.DEFAULT_SCATTERING,
@@ -65,9 +75,15 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
-        distances, rt60s, scats = (_floats(args.distance), _floats(args.rt60),
-                                   _floats(args.scattering))
-        rows = [measure(d, t, s, args.cache_dir) for s in scats for t in rt60s for d in distances]
+        distances, rt60s, scats = (_floats(args.distance, "--distance"),
+                                   _floats(args.rt60, "--rt60"),
+                                   _floats(args.scattering, "--scattering"))
+        todo = [(d, t, s) for s in scats for t in rt60s for d in distances]
+        rows = []
+        with progress_bar("rooms", disable=args.json) as update:
+            for d, t, s in todo:
+                rows.append(measure(d, t, s, args.cache_dir))
+                update(len(rows), len(todo))
     except ValueError as e:
         print("room_check: %s" % e, file=sys.stderr)
         return 2
@@ -85,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("room_check", main))

@@ -15,7 +15,6 @@ The WAV and its sidecar are kept in --out, so the same file can be played to a r
 board with `airmark play OUT/marked.wav`.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -24,6 +23,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))
+
+import toolcli  # noqa: E402
+from airmark import channel  # noqa: E402
+from airmark.progress import progress_bar  # noqa: E402
 
 
 FS = 16000
@@ -56,40 +59,46 @@ def make_file(key, marks, gap_s, lead_s, strength_db, reference_whr_db, seed):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="living-room-6m")
-    ap.add_argument("--marks", type=int, default=10)
-    ap.add_argument("--gap", type=float, default=4.0, help="seconds of unmarked music between marks")
-    ap.add_argument("--strength-db", type=float, default=None,
+    ap = toolcli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="living-room-6m", choices=sorted(channel.PRESETS))
+    ap.add_argument("--marks", type=toolcli.positive_int, default=10)
+    ap.add_argument("--gap", type=toolcli.finite_float, default=4.0,
+                    help="seconds of unmarked music between marks")
+    ap.add_argument("--strength-db", type=toolcli.finite_float, default=None,
                     help="embedder strength (default: the embedder's own default)")
-    ap.add_argument("--reference", type=float, default=None, metavar="WHR_DB",
+    ap.add_argument("--reference", type=toolcli.finite_float, default=None, metavar="WHR_DB",
                     help="use the tests' reference mark at this WHR instead of the embedder")
     ap.add_argument("--key-seed", type=int, default=1)
     ap.add_argument("--seed", type=int, default=3, help="music seed")
     ap.add_argument("--room-seed", type=int, default=0)
-    ap.add_argument("--speed", type=float, default=1.0, help="clock speed-up (1 = real time)")
+    ap.add_argument("--speed", type=toolcli.positive_float, default=1.0,
+                    help="clock speed-up (1 = real time)")
     ap.add_argument("--out", default=None, help="directory for the WAV, sidecar and key")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.gap < 0:
+        ap.error("--gap must be >= 0")
 
     import soundfile as sf
 
-    from airmark import detect, keys
+    from airmark import detect, fsutil, keys
     from airmark import monitor as mon
     from airmark import play as P
     from virtual_board import ScaledClock, SimulatedRoomOutput, VirtualBoard
 
     out = args.out or tempfile.mkdtemp(prefix="airmark-vplay-")
-    os.makedirs(out, exist_ok=True)
+    toolcli.make_dir(out)
     key = keys.generate(args.key_seed)
     key_path = os.path.join(out, "key.json")
     keys.save(key, key_path, force=True)
     y, segs = make_file(key, args.marks, args.gap, 2.0, args.strength_db, args.reference, args.seed)
     wav = os.path.join(out, "marked.wav")
-    sf.write(wav, y, FS, subtype="PCM_16")
-    with open(P.sidecar_path(wav), "w") as f:
-        json.dump({"format": "airmark-embed", "version": 1, "key_id": key["key_id"], "segments": segs,
-                   "samplerate": FS, "made_by": "tools/virtual_play.py"}, f)
+    # the WAV and its sidecar appear whole (temporary names, then renamed), the sidecar first
+    fsutil.write_json_atomic(P.sidecar_path(wav), {
+        "format": "airmark-embed", "version": 1, "key_id": key["key_id"], "segments": segs,
+        "samplerate": FS, "made_by": "tools/virtual_play.py"})
+    with toolcli.atomic_output(wav) as tmp:
+        sf.write(tmp, y, FS, subtype="PCM_16")
     side = P.load_sidecar(P.sidecar_path(wav))
     data, rate = P.read_audio(wav)
     clock = ScaledClock(args.speed)
@@ -98,8 +107,15 @@ def main(argv=None):
         m = mon.Monitor(mon.serial_connector(board.port), clock=clock, sleep=clock.sleep)
         room = SimulatedRoomOutput(board, args.preset, seed=args.room_seed,
                                    cache_dir=os.path.join(out, "cache"))
+        duration_s = data.shape[0] / rate
         try:
-            rep = P.play_and_score(data, rate, side, m, room, wait_board_s=60)
+            with progress_bar("playing", disable=args.json) as update:
+                def playing(rec, t_play):  # the bar follows the file's time axis
+                    if t_play is not None:
+                        update(min(t_play, duration_s), duration_s)
+
+                rep = P.play_and_score(data, rate, side, m, room, wait_board_s=60,
+                                       on_record=playing)
         finally:
             m.close()
     wall_s = time.monotonic() - t_wall
@@ -131,4 +147,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(toolcli.run("virtual_play", main))
