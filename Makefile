@@ -54,10 +54,12 @@ eval: deps corpus/manifest.json
 
 mpy: deps
 	@mkdir -p $(OUT)/mpy/armv6m $(OUT)/mpy/xtensawin
+	@# modules marked "airmark: thumb-only" hold Thumb assembly: ARM boards only
 	@for f in firmware/*.py; do \
 	  b=$$(basename $$f .py); \
-	  mpy-cross -march=armv6m -o $(OUT)/mpy/armv6m/$$b.mpy $$f && \
-	  mpy-cross -march=xtensawin -o $(OUT)/mpy/xtensawin/$$b.mpy $$f || exit 1; \
+	  mpy-cross -march=armv6m -o $(OUT)/mpy/armv6m/$$b.mpy $$f || exit 1; \
+	  grep -q "^airmark: thumb-only" $$f || \
+	    mpy-cross -march=xtensawin -o $(OUT)/mpy/xtensawin/$$b.mpy $$f || exit 1; \
 	done; echo "compiled into $(OUT)/mpy"
 
 flash: deps
