@@ -107,6 +107,23 @@ def test_missing_sounddevice_is_one_line(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("airmark: airmark play needs sounddevice")
 
 
+def test_an_unusable_output_device_fails_before_anything_starts(tmp_path, monkeypatch, capsys):
+    """A device PortAudio does not know is one line, exit 2, before the board's port is
+    opened and before the "playing ..." line (real sounddevice, `make deps` installs it)."""
+    import soundfile as sf
+
+    wav = tmp_path / "m.wav"
+    sf.write(str(wav), np.zeros(FS), FS)
+    write(str(wav) + ".airmark.json", {"key_id": "k1", "segments": [[0.1, 0.5]], "samplerate": FS})
+    opened = []
+    monkeypatch.setattr(mon, "serial_connector", lambda *a, **k: opened.append(a))
+    assert cli.main(["play", str(wav), "--device", "no-such-device-airmark"]) == 2
+    cap = capsys.readouterr()
+    err = cap.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("airmark: cannot open audio output 'no-such-device-airmark'")
+    assert cap.out == "" and opened == []
+
+
 # ---------------------------------------------------------------- end to end
 
 
@@ -250,7 +267,6 @@ def test_play_cli_json(tmp_path, key_path, monkeypatch, capsys):
     write(P.sidecar_path(wav), {"format": "airmark-embed", "version": 1, "key_id": key["key_id"],
                                 "segments": segs, "samplerate": FS})
     with VirtualBoard(key_path, tmp_path) as board:
-        monkeypatch.setattr(P, "_sounddevice", lambda: None)
         monkeypatch.setattr(P, "SoundDeviceOutput", lambda device: SimulatedRoomOutput(board, "digital"))
         rc = cli.main(["play", wav, "--port", board.port, "--json", "--log", str(tmp_path / "p.jsonl")])
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]

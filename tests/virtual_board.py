@@ -272,6 +272,9 @@ class SimulatedRoomOutput:
         self.clip = None
         self.infos = []
 
+    def check(self, samplerate, channels):
+        """Any audio goes (airmark play asks the real device first)."""
+
     def start(self, data, samplerate):
         from airmark.channel import simulate
 

@@ -37,7 +37,7 @@ def command(infile, port, device, loops, gap_s, sidecar, log_path, as_json):
     side = play_lib.default_sidecar(infile, sidecar)
     data, rate = play_lib.read_audio(infile)
     output = play_lib.SoundDeviceOutput(device)
-    play_lib._sounddevice()  # fail now, with the one-line message, not after connecting
+    output.check(rate, data.shape[1])  # fail now, in one line, before connecting and announcing
     log = mon.open_log(log_path)
     m = mon.Monitor(mon.serial_connector(port), log=log)
 

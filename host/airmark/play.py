@@ -234,6 +234,16 @@ class SoundDeviceOutput:
         return ("the default audio output" if self.device is None
                 else "audio output %r" % (self.device,))
 
+    def check(self, samplerate, channels):
+        """PlayError now if the device cannot take this audio (no device, a bad name, a
+        rate or channel count it refuses), before the board is connected."""
+        sd = _sounddevice()
+        try:
+            sd.check_output_settings(device=self.device, samplerate=samplerate,
+                                     channels=channels, dtype="float32")
+        except Exception as exc:  # PortAudioError, ValueError for a bad device
+            raise PlayError("cannot open %s: %s" % (self._device_name(), exc)) from None
+
     def start(self, data, samplerate):
         sd = _sounddevice()
         import numpy as np
