@@ -92,6 +92,23 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert os.listdir(str(tmp_path)) == ["out.wav"]
 
 
+@pytest.mark.parametrize("fs,channels,frames", [(44100, 2, 44100 * 3 + 123), (48000, 1, 48000 * 2 + 7),
+                                                 (22050, 1, 22050 * 2 + 1), (96000, 2, 96000 + 11),
+                                                 (16000, 2, 16000 * 2 + 5), (32000, 1, 999),
+                                                 (44100, 1, 10)])
+def test_detector_stream_is_the_whole_file_conversion_bit_for_bit(fs, channels, frames):
+    """DetectorStream over blocks of any size == to_detector_int16 over the whole signal,
+    with chunks short enough that every block and chunk boundary lands somewhere new."""
+    x = (np.random.default_rng(fs + frames).standard_normal((frames, channels)) * 0.3)
+    x = x.astype(np.float32)
+    want = audio.to_detector_int16(x, fs)
+    for chunk_s, block in ((10.0, 65536), (0.05, 1000), (0.3, 4097), (0.02, 777)):
+        stream = audio.DetectorStream(fs, chunk_s=chunk_s)
+        got = [stream.feed(x[i:i + block]) for i in range(0, frames, block)] + [stream.finish()]
+        got = np.concatenate(got)
+        assert got.dtype == np.int16 and np.array_equal(got, want), (chunk_s, block)
+
+
 def test_to_detector_int16():
     fs = 44100
     t = np.arange(fs) / fs

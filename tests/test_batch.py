@@ -117,6 +117,73 @@ def test_detect_samples_batch_and_per_hop_agree(key):
     assert clean.events == [] and clean.max_score < key["threshold"]
 
 
+@pytest.mark.parametrize("per_hop", [False, True], ids=["batch", "per-hop"])
+def test_a_run_fed_in_odd_chunks_is_the_whole_run(key, per_hop):
+    """DetectRun carries the part of a chunk short of a hop into the next one: chunks of
+    any length give the scores and events of one call over the whole signal."""
+    host = sg.music_like(9.0, seed=3)
+    y, _ = sg.embed_reference(host, key, 3.0, -8.0)
+    x = sg.to_int16(y)
+    whole = detect.detect_samples(x, key, per_hop=per_hop)
+    run = detect.DetectRun(key, per_hop=per_hop)
+    sizes = [1, 127, 129, 5000, 3, 20000]
+    i = k = 0
+    while i < len(x):
+        run.feed(x[i:i + sizes[k % len(sizes)]])
+        i += sizes[k % len(sizes)]
+        k += 1
+    got = run.result()
+    assert whole.events and got.events == whole.events
+    assert np.array_equal(got.scores, whole.scores) and got.duration_s == whole.duration_s
+
+
+def test_detect_file_streams_what_loading_the_file_gives(tmp_path, key):
+    """detect_file (what `airmark detect` runs) == detect_samples over the loaded file, for
+    a 44.1 kHz stereo file longer than the stream's 10 s chunks."""
+    from airmark import audio
+
+    host = sg.music_like(23.0, seed=4)
+    y, _ = sg.embed_reference(host, key, 12.0, -8.0)  # the mark straddles a chunk boundary
+    fs = 44100
+    from scipy import signal
+    y44 = signal.resample_poly(y, 441, 160)
+    wav = tmp_path / "m.wav"
+    sf.write(str(wav), np.stack([y44, 0.5 * y44], 1), fs, subtype="PCM_16")
+    loaded = detect.load_for_detector(str(wav))
+    data, rate, _ = audio.read_audio(str(wav))
+    assert np.array_equal(loaded, audio.to_detector_int16(data, rate))
+    want = detect.detect_samples(loaded, key)
+    seen = []
+    got = detect.detect_file(str(wav), key, progress=lambda done, total: seen.append((done, total)))
+    assert want.events and got.events == want.events
+    assert np.array_equal(got.scores, want.scores)
+    assert seen[-1][0] == seen[-1][1] == pytest.approx(len(y44) / fs)
+
+
+def test_detect_file_memory_does_not_grow_with_the_file(tmp_path, key):
+    """Peak traced memory of detect_file on 40 s and on 160 s of 48 kHz audio: the same,
+    within a chunk's worth (loading the file whole took 40x the samples' bytes)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    peaks = []
+    for seconds in (10, 40, 160):  # the first run only warms up (imports, module loading)
+        wav = tmp_path / ("n%d.wav" % seconds)
+        with sf.SoundFile(str(wav), "w", 48000, 1, subtype="PCM_16") as f:
+            for _ in range(seconds // 10):
+                f.write((rng.standard_normal(480000) * 0.1).astype(np.float32))
+        tracemalloc.start()
+        try:
+            detect.detect_file(str(wav), key)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    # scores (4 bytes a hop) are all that grows: 120 s more is 60 KB (measured: 10.37 and
+    # 10.51 MB, one 10 s chunk of work)
+    assert peaks[2] < peaks[1] + 500_000, peaks
+    assert peaks[2] < 160 * 48000 * 4 / 2  # under half the file's float32 samples (30.7 MB)
+
+
 def test_batch_refuses_the_ulab_path(core_ulab, key):
     det = core_ulab.Detector(key, use_kernels=False)
     assert not batch().usable(det)

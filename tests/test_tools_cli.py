@@ -71,6 +71,7 @@ def bad_json(tmp_path):
     ("bench", ["{tmp}/missing.json"], "no such file"),
     ("bench_host", ["--seconds", "inf"], "not a finite number"),
     ("bench_host", ["--micropython", "{tmp}/no-such-binary"], "no such program"),
+    ("bench_host", ["--memory-minutes", "-1"], "--memory-minutes must be >= 0"),
     ("build_corpus", ["{tmp}/c", "--clips-per-category", "0"], "must be >= 1"),
     ("build_corpus", ["{tmp}/c", "--minutes-per-category", "nan"], "not a finite number"),
     ("calibrate", ["--corpus", "{empty}"], "has no clips"),
@@ -231,3 +232,16 @@ def test_replay_wrapper_runs_under_micropython(micropython):
     assert r.returncode == 0, r.stdout + r.stderr
     assert lines[0]["event"] == "hello" and lines[0]["runtime"] == "micropython"
     assert [d["event"] for d in lines].count("detection") == 1 and lines[-1]["event"] == "status"
+
+
+def test_bench_host_reads_a_child_process_own_peak_memory():
+    """The memory bench's child reports its own high-water mark, not its parent's: a bare
+    `airmark --version` stays far under a process that holds 300 MB more."""
+    import bench_host
+
+    bare = bench_host._peak_rss_mb(["--version"])
+    big = bytearray(300 * 1024 * 1024)  # the parent grows; the child must not inherit it
+    big[::4096] = b"x" * len(big[::4096])
+    again = bench_host._peak_rss_mb(["--version"])
+    del big
+    assert 5 < bare < 250 and abs(again - bare) < 20, (bare, again)

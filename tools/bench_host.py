@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Host speed in x real time: embed, detect under CPython, detect under MicroPython.
+"""Host speed in x real time: embed, detect under CPython, detect under MicroPython; and
+the host's peak memory for short and long files (Linux).
 
-    python tools/bench_host.py [--seconds S] [--micropython BIN] [--json]
+    python tools/bench_host.py [--seconds S] [--micropython BIN] [--memory-minutes M] [--json]
 
 All three are timed in one run on the same machine, best of 3 (other processes
 only ever slow a run down):
@@ -15,6 +16,11 @@ only ever slow a run down):
 - detect (MicroPython): `detect.detect_file_micropython`, the board's replay loop
   with the viper kernels, wall time including interpreter start, the WAV write and
   JSON parsing (`airmark detect --micropython BIN`).
+
+Memory: `airmark embed` and `airmark detect` run as separate processes on 1 minute and on
+M minutes (default 10; 0 skips) of 44.1 kHz stereo PCM_16, and each one's peak resident
+memory (the kernel's maxrss) is reported: both stream, so the long file needs what the
+short one does.
 
 The issue's targets: embed >= 100x, detect >= 300x real time on one core.
 """
@@ -88,19 +94,78 @@ def bench(seconds, micropython, progress=None):
     return out
 
 
+# The child reports its own high-water mark (VmHWM, Linux): the kernel's maxrss of a child
+# starts from its parent's when it is spawned, so wait4 would report the bench's own size.
+_HWM = ("import sys\n"
+        "from airmark.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "kb = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+        "sys.stderr.write('VMHWM_KB %s\\n' % kb[0])\n"
+        "sys.exit(rc)\n")
+
+
+def _peak_rss_mb(args):
+    """Run `airmark ARGS` in a fresh interpreter; its peak resident memory in MB."""
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", _HWM] + args, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    lines = r.stderr.strip().splitlines()
+    if r.returncode not in (0, 1) or not lines or not lines[-1].startswith("VMHWM_KB "):
+        raise toolcli.ToolError("airmark %s failed: %s" % (args[0], lines[-1:] or r.returncode))
+    return round(int(lines[-1].split()[1]) / 1024.0, 1)
+
+
+def memory(minutes, progress=None):
+    """Peak RSS of embed and detect, each in its own process, on 1 and `minutes` minutes."""
+    import soundfile as sf
+    key = keys.generate(seed=1)
+    rng = np.random.default_rng(0)
+    fs = 44100
+    out = {"minutes": [1, minutes]}
+    lengths = (1, minutes)
+    with tempfile.TemporaryDirectory(prefix="airmark-mem-") as tmp:
+        keyfile = os.path.join(tmp, "key.json")
+        keys.save(key, keyfile)
+        for k, mins in enumerate(lengths):
+            src = os.path.join(tmp, "in%d.wav" % mins)
+            with sf.SoundFile(src, "w", fs, 2, subtype="PCM_16") as f:
+                for i in range(mins * 6):  # 10 s at a time
+                    t = (np.arange(10 * fs) + i * 10 * fs) / fs
+                    x = 0.2 * np.sin(2 * np.pi * 440 * t)[:, None] + 0.05 * rng.standard_normal((10 * fs, 2))
+                    f.write(x.astype(np.float32))
+            dst = os.path.join(tmp, "out%d.wav" % mins)
+            out.setdefault("embed_peak_rss_mb", []).append(
+                _peak_rss_mb(["embed", src, dst, "--key", keyfile]))
+            out.setdefault("detect_peak_rss_mb", []).append(
+                _peak_rss_mb(["detect", dst, "--key", keyfile, "--json"]))
+            for p in (src, dst, dst + ".airmark.json"):
+                if os.path.exists(p):
+                    os.unlink(p)
+            if progress is not None:
+                progress(k + 1, len(lengths))
+    return out
+
+
 def main(argv=None):
     ap = toolcli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=toolcli.finite_float, default=60.0)
     ap.add_argument("--micropython", default=shutil.which("micropython"),
                     help="MicroPython binary (default: `micropython` on PATH; '' skips)")
+    ap.add_argument("--memory-minutes", type=int, default=10, metavar="M",
+                    help="peak memory of embed and detect on 1 and M minutes of audio (0 skips)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.memory_minutes < 0:
+        ap.error("--memory-minutes must be >= 0")
     if args.seconds < 5:
         ap.error("--seconds must be at least 5")
     if args.micropython and shutil.which(args.micropython) is None:
         ap.error("--micropython: no such program %r ('' skips it)" % args.micropython)
     with progress_bar("bench", disable=args.json) as update:
         r = bench(args.seconds, args.micropython or None, progress=update)
+    if args.memory_minutes:
+        with progress_bar("memory", disable=args.json) as update:
+            r["memory"] = memory(args.memory_minutes, progress=update)
     if args.json:
         print(json.dumps(r))
         return 0
@@ -119,6 +184,12 @@ def main(argv=None):
               % r["detect_micropython"]["x_realtime"])
     else:
         print("  detect, --micropython     skipped (no micropython binary)")
+    if "memory" in r:
+        m = r["memory"]
+        print("peak memory (RSS, MB) of one process, 44.1 kHz stereo: %d min / %d min"
+              % tuple(m["minutes"]))
+        print("  airmark embed             %7.1f / %.1f" % tuple(m["embed_peak_rss_mb"]))
+        print("  airmark detect            %7.1f / %.1f" % tuple(m["detect_peak_rss_mb"]))
     return 0
 
 

@@ -5,7 +5,8 @@
   so nothing is held in memory beyond one block when streaming.
 * Writes are atomic: a temporary file in the destination's directory, then ``os.replace``.
 * :func:`to_detector_int16` is exactly what the board's microphone path sees: mono downmix,
-  exact rational resampling to 16 kHz, rounding to int16.
+  exact rational resampling to 16 kHz, rounding to int16; :class:`DetectorStream` gives the
+  same samples block by block, so a long file is never held whole.
 
 Samples are float32 in [-1, 1), shaped ``(frames, channels)``.
 """
@@ -373,3 +374,75 @@ def to_detector_int16(data, samplerate):
     if ratio != 1:
         x = signal.resample_poly(x, ratio.numerator, ratio.denominator)
     return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+
+
+class DetectorStream:
+    """:func:`to_detector_int16` block by block: the same int16 samples, bit for bit.
+
+    ``feed(block)`` takes (frames, channels) or (frames,) float blocks of any length and
+    returns the 16 kHz int16 samples that are final so far; ``finish()`` returns the rest.
+    Memory is one chunk (`chunk_s`) plus a little context, whatever the file's length.
+
+    Why it is exact: ``resample_poly`` computes each output sample from the input near it
+    with one filter, and an input shifted by a multiple of ``down`` samples shifts the
+    outputs by a whole number (``up`` each). So the resampler runs on overlapping chunks
+    that start on such multiples, with enough input either side that the zero padding at
+    a chunk's edges never reaches the outputs kept from it; the first and the last chunk
+    keep the file's own edges, padded as the whole-file call pads them.
+    """
+
+    def __init__(self, samplerate, chunk_s=10.0):
+        ratio = Fraction(DETECTOR_SAMPLERATE_HZ, int(samplerate))
+        self.up, self.down = ratio.numerator, ratio.denominator
+        d = self.down
+        # resample_poly's filter reaches 10 * max(up, down) samples at the upsampled rate,
+        # 10 * max(up, down) / up input samples; the context is more, in whole `down`s
+        reach = 10 * max(self.up, d) // self.up + 1
+        self._ctx = d * (-(-(reach + 64) // d))
+        self._chunk = d * max(1, int(chunk_s * samplerate) // d)
+        self._buf = np.zeros(0, dtype=np.float64)
+        self._buf_start = 0  # input index of _buf[0], a multiple of `down`
+        self._done_in = 0  # input samples whose outputs have been returned
+
+    @staticmethod
+    def _to_int16(x):
+        return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+
+    def _resample(self, lo, hi, out_lo, out_hi):
+        """Outputs [out_lo, out_hi) from the input samples [lo, hi) held in _buf."""
+        from scipy import signal
+        seg = self._buf[lo - self._buf_start:hi - self._buf_start]
+        y = signal.resample_poly(seg, self.up, self.down)
+        first = lo // self.down * self.up  # lo is a multiple of `down`
+        return self._to_int16(y[out_lo - first:out_hi - first])
+
+    def feed(self, block):
+        x = np.asarray(block, dtype=np.float64)
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        if self.up == self.down:
+            return self._to_int16(x)
+        self._buf = np.concatenate((self._buf, x))
+        end = self._buf_start + len(self._buf)  # input samples so far
+        outs = []
+        while self._done_in + self._chunk + self._ctx <= end:
+            a, b = self._done_in, self._done_in + self._chunk
+            lo = max(0, a - self._ctx)
+            outs.append(self._resample(lo, b + self._ctx, a // self.down * self.up,
+                                       b // self.down * self.up))
+            self._done_in = b
+            keep_from = max(0, b - self._ctx)  # a multiple of `down`: the next chunk's lo
+            self._buf = self._buf[keep_from - self._buf_start:]
+            self._buf_start = keep_from
+        return np.concatenate(outs) if outs else np.zeros(0, dtype=np.int16)
+
+    def finish(self):
+        if self.up == self.down:
+            return np.zeros(0, dtype=np.int16)
+        n = self._buf_start + len(self._buf)
+        n_out = -(-n * self.up // self.down)  # what the whole-file call returns
+        a = self._done_in
+        if n == 0 or a // self.down * self.up >= n_out:
+            return np.zeros(0, dtype=np.int16)
+        lo = max(0, a - self._ctx)
+        return self._resample(lo, n, a // self.down * self.up, n_out)

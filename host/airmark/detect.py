@@ -1,9 +1,11 @@
 """Run the firmware's detector core over audio on the host.
 
 The samples the detector sees are exactly what the board would see: 16 kHz mono
-int16. `detect_samples` drives the same `airmark_detector.Detector` the board runs
-(many hops at a time through its vectorised twin `airmark_batch`, same integers);
-`detect_file_micropython` runs the board's replay loop under a MicroPython binary.
+int16. `DetectRun` drives the same `airmark_detector.Detector` the board runs (many hops
+at a time through its vectorised twin `airmark_batch`, same integers) over a stream;
+`detect_samples` runs it over an array, `detect_file` over a file, streaming (memory
+independent of the file's length); `detect_file_micropython` runs the board's replay
+loop under a MicroPython binary.
 """
 
 import json
@@ -64,55 +66,119 @@ def make_detector(key, **kwargs):
 BATCH_HOPS = 4096  # hops per vectorised chunk: 33 s of audio, 17.5 MB peak of temporaries (tracemalloc)
 
 
-def detect_samples(samples, key, *, progress=None, per_hop=False):
-    """Run 16 kHz mono int16 `samples` through the detector core.
+class DetectRun:
+    """The detector over a stream of 16 kHz mono int16 chunks of any length.
 
-    By default the hops go through `airmark_batch.feed_hops` in chunks: numpy does many
-    hops at once and leaves exactly the integers and state the per-hop core would
-    (tests/test_batch.py). `per_hop=True` calls the core's `feed` once per hop instead,
-    as the board does.
+    By default whole hops go through `airmark_batch.feed_hops`, BATCH_HOPS at a time: numpy
+    does many hops at once and leaves exactly the integers and state the per-hop core would
+    (tests/test_batch.py). `per_hop=True` calls the core's `feed` once per hop instead, as
+    the board does. A chunk's trailing part short of a hop waits for the next chunk.
     """
+
+    def __init__(self, key, *, per_hop=False):
+        self.key = key
+        self.det = make_detector(key)
+        batch = None if per_hop else fw.module("airmark_batch")
+        self.batch = batch if batch is not None and batch.usable(self.det) else None
+        self.hop = self.det.hop_samples
+        self._rest = np.zeros(0, dtype=np.int16)
+        self._scores = []  # float32 arrays, one per fed chunk
+        self._found = []
+        self.hops = 0
+
+    def feed(self, samples):
+        """Feed int16 samples; returns the number of hops run so far."""
+        x = np.asarray(samples)
+        if x.dtype != np.int16 or x.ndim != 1:
+            raise AudioError("detector input must be 1-D int16 at 16 kHz, got %s %r" % (x.dtype, x.shape))
+        if len(self._rest):
+            x = np.concatenate((self._rest, x))
+        h = self.hop
+        nhops = len(x) // h
+        self._rest = x[nhops * h:].copy()
+        scores = np.zeros(nhops, dtype=np.float32)
+        if self.batch is not None:
+            for i in range(0, nhops, BATCH_HOPS):
+                j = min(nhops, i + BATCH_HOPS)
+                q8, evs = self.batch.feed_hops(self.det, x[i * h:j * h])
+                scores[i:j] = q8 / 256.0
+                self._found.extend(evs)
+        else:
+            det = self.det
+            for i in range(nhops):
+                ev = det.feed(x[i * h:(i + 1) * h])
+                scores[i] = det.score
+                if ev is not None:
+                    self._found.append(ev)
+        self._scores.append(scores)
+        self.hops += nhops
+        return self.hops
+
+    def result(self):
+        """The DetectResult of everything fed (a trailing part short of a hop is not fed)."""
+        key = self.key
+        scores = np.concatenate(self._scores) if self._scores else np.zeros(0, dtype=np.float32)
+        events = [{"t": round(t / SAMPLE_RATE_HZ, 4), "score": score3(sc)} for t, sc in self._found]
+        return DetectResult(events, scores, self.hop / SAMPLE_RATE_HZ,
+                            self.hops * self.hop / SAMPLE_RATE_HZ, key["key_id"],
+                            key["threshold"], key.get("line_enhancer", 0))
+
+
+def detect_samples(samples, key, *, progress=None, per_hop=False):
+    """Run 16 kHz mono int16 `samples` through the detector core (see DetectRun)."""
     x = np.asarray(samples)
+    run = DetectRun(key, per_hop=per_hop)
     if x.dtype != np.int16 or x.ndim != 1:
-        raise AudioError("detector input must be 1-D int16 at 16 kHz, got %s %r" % (x.dtype, x.shape))
-    det = make_detector(key)
-    batch = None if per_hop else fw.module("airmark_batch")
-    if batch is not None and not batch.usable(det):
-        batch = None
-    hop = det.hop_samples
-    nhops = len(x) // hop
-    scores = np.zeros(nhops, dtype=np.float32)
-    found = []
-    if batch is not None:
-        for i in range(0, nhops, BATCH_HOPS):
-            j = min(nhops, i + BATCH_HOPS)
-            q8, evs = batch.feed_hops(det, x[i * hop:j * hop])
-            scores[i:j] = q8 / 256.0
-            found.extend(evs)
-            if progress is not None:
-                progress(j, nhops)
-    else:
-        step = max(1, nhops // 200)
-        for i in range(nhops):
-            ev = det.feed(x[i * hop:(i + 1) * hop])
-            scores[i] = det.score
-            if ev is not None:
-                found.append(ev)
-            if progress is not None and (i % step == 0 or i == nhops - 1):
-                progress(i + 1, nhops)
-    events = [{"t": round(t / SAMPLE_RATE_HZ, 4), "score": score3(sc)} for t, sc in found]
-    return DetectResult(events, scores, hop / SAMPLE_RATE_HZ, nhops * hop / SAMPLE_RATE_HZ,
-                        key["key_id"], key["threshold"], key.get("line_enhancer", 0))
+        run.feed(x)  # raises the one-line AudioError
+    nhops = len(x) // run.hop
+    # progress every BATCH_HOPS hops (batch) or about every 200th of the run (per hop)
+    step = BATCH_HOPS if run.batch is not None else max(1, nhops // 200)
+    for i in range(0, max(nhops, 1), step):
+        j = min(nhops, i + step)
+        run.feed(x[i * run.hop:j * run.hop])
+        if progress is not None:
+            progress(j, nhops)
+    return run.result()
+
+
+def _file_chunks(path):
+    """(int16 chunk, seconds read, seconds expected or None) of a file as the board hears
+    it, block by block; one-line errors for unreadable files and NaN/inf samples (naming
+    the first one's time)."""
+    from . import audio
+
+    with audio.AudioReader(path) as reader:
+        rate = reader.info["samplerate"]
+        total_s = reader.info.get("duration_s")
+        stream = audio.DetectorStream(rate)
+        read = 0
+        for block in reader:
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                raise AudioError("%s: the audio has a NaN or infinite sample at %.3f s"
+                                 % (path, (read + int(np.flatnonzero(~finite)[0])) / rate))
+            read += block.shape[0]
+            yield stream.feed(block), read / rate, total_s
+        yield stream.finish(), read / rate, total_s
+
+
+def detect_file(path, key, *, progress=None, per_hop=False):
+    """Detect in any audio file as the board hears it (16 kHz mono int16), streaming: the
+    memory does not grow with the file's length. Same result as
+    ``detect_samples(load_for_detector(path), key)``; `progress(seconds, of_seconds)`."""
+    run = DetectRun(key, per_hop=per_hop)
+    for chunk, read_s, total_s in _file_chunks(path):
+        run.feed(chunk)
+        if progress is not None:
+            total = max(total_s or 0.0, read_s)  # ffmpeg's duration is an estimate
+            progress(read_s, total)
+    return run.result()
 
 
 def load_for_detector(path):
-    """Any audio file as the board hears it: 16 kHz mono int16."""
-    from . import audio
-
-    data, samplerate, _info = audio.read_audio(path)
-    if not np.isfinite(data).all():
-        raise audio.AudioError("%s: the audio has NaN or infinite samples" % (path,))
-    return audio.to_detector_int16(data, samplerate)
+    """Any audio file as the board hears it: 16 kHz mono int16 (the whole file)."""
+    parts = [chunk for chunk, _, _ in _file_chunks(path)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
 
 def write_wav16k(path, samples):
