@@ -65,7 +65,8 @@ def test_pooled_keys_add_their_hours_and_report_each_key(tmp_path):
 def test_bad_key_seeds_is_one_line_and_exit_2(tmp_path):
     r = run(tmp_path, "--key-seeds", "-1")
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["calibrate: --key-seeds must be >= 0"]
+    assert r.stderr.strip().splitlines() == [
+        "calibrate: argument --key-seeds: must be >= 0, not -1 (see calibrate.py --help)"]
 
 
 def test_detections_are_counted_as_the_detector_holds_off():

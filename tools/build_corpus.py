@@ -21,7 +21,6 @@ hydrogen-drumkits espeak-ng
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+from airmark import fsutil
 from airmark.channel import BABBLE_TEXTS
 from airmark.progress import progress_bar
 from fractions import Fraction
@@ -401,8 +401,7 @@ def build_corpus(out_dir, *, clips_per_category, seed=0, games_root=GAMES_ROOT,
                 "categories": {c: sum(e["category"] == c for e in entries) for c in categories},
                 "clips": entries}
     out_dir.mkdir(parents=True, exist_ok=True)
-    with toolcli.atomic_output(str(out_dir / "manifest.json")) as tmp:
-        Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    fsutil.write_json_atomic(str(out_dir / "manifest.json"), manifest, indent=1, sort_keys=True)
     manifest["written"] = written
     return manifest
 

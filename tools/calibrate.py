@@ -154,7 +154,7 @@ def main(argv=None):
     ap.add_argument("--corpus", default="corpus")
     ap.add_argument("--presets", default=DEFAULT_PRESETS)
     ap.add_argument("--key", default=None, help="key file (default: a fresh key, seed 1)")
-    ap.add_argument("--key-seeds", type=int, default=0,
+    ap.add_argument("--key-seeds", type=toolcli.nonnegative_int, default=0,
                     help="pool this many keys of the key's shape (seeds 1..N) instead of one key")
     ap.add_argument("--target-per-hour", type=toolcli.positive_float, default=0.1)
     ap.add_argument("--max-minutes", type=toolcli.positive_float, default=20.0,
@@ -170,30 +170,24 @@ def main(argv=None):
         return 2
     manifest = toolcli.load_json(man_path, "corpus manifest")
     key = keys.load(args.key) if args.key else keys.generate(1)
-    if args.key_seeds < 0:
-        print("calibrate: --key-seeds must be >= 0", file=sys.stderr)
-        return 2
-    key_s = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
+    key_s = keys.key_seconds(key)
     if args.write_default:  # checked before the long run, not after it
         if key.get("diff_weight", 1) != keys.DEFAULTS["diff_weight"]:
-            print("calibrate: --write-default needs a key with the default diff_weight %d"
-                  % keys.DEFAULTS["diff_weight"], file=sys.stderr)
-            return 2
+            raise toolcli.ToolError("--write-default needs a key with the default diff_weight %d"
+                                    % keys.DEFAULTS["diff_weight"])
         const = keys.threshold_constant(key_s, key["lag_periods"], key.get("line_enhancer", 0))
         if const is None:
-            print("calibrate: no default constant for a %.1f s key with lag_periods %d; "
-                  "put the threshold in the key instead" % (key_s, key["lag_periods"]),
-                  file=sys.stderr)
-            return 2
+            raise toolcli.ToolError("no default constant for a %.1f s key with lag_periods %d; "
+                                    "put the threshold in the key instead"
+                                    % (key_s, key["lag_periods"]))
         keys_py = os.path.join(os.path.dirname(keys.__file__), "keys.py")
         with open(keys_py) as f:
             keys_text = f.read()
     pool = [key]
     if args.key_seeds:
-        secs = len(key["key_bits"]) * key["block_samples"] / float(key["sample_rate_hz"])
         pool = [keys.generate(s, block_samples=key["block_samples"],
                               pattern_blocks=key["pattern_blocks"], lag_periods=key["lag_periods"],
-                              key_seconds=secs, band_hz=key["band_hz"],
+                              key_seconds=key_s, band_hz=key["band_hz"],
                               diff_weight=key.get("diff_weight", 1), threshold=key["threshold"],
                               line_enhancer=bool(key.get("line_enhancer", 0)))
                 for s in range(1, args.key_seeds + 1)]

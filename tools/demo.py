@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 import toolcli
-from airmark import channel, detect, embed, keys
+from airmark import channel, detect, embed, fsutil, keys
 from airmark.score_plot import plot_scores
 
 SAMPLERATE_HZ = 44100
@@ -40,8 +40,7 @@ def run_room(args, key, host, marked, seg0, seg1, preset, step):
     cache = os.path.join(args.out, "cache")
     rx, cinfo = channel.simulate(marked, SAMPLERATE_HZ, cfg, seed=args.seed, cache_dir=cache)
     rx0, _ = channel.simulate(host, SAMPLERATE_HZ, cfg, seed=args.seed, cache_dir=cache)
-    with toolcli.atomic_output(os.path.join(args.out, "received-%s.wav" % preset)) as tmp:
-        channel.write_wav_int16(tmp, rx)
+    channel.write_wav_int16(os.path.join(args.out, "received-%s.wav" % preset), rx)  # atomic
     print("%d. channel %s: %.1f m, RT60 %.2f s, %s noise at %.0f dB SNR, drift %+.0f ppm -> 16 kHz int16" % (
         step, preset, cfg.distance_m if cfg.room else 0.0, cfg.rt60_s if cfg.room else 0.0, cfg.noise,
         cfg.snr_db, cfg.drift_ppm))
@@ -111,11 +110,10 @@ def main(argv=None):
     results = []
     for n, preset in enumerate(args.preset or ["near-1m", "living-room-6m"]):
         results.append(run_room(args, key, host, marked, seg0, seg1, preset, n + 2))
-    with toolcli.atomic_output(os.path.join(args.out, "result.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump({"key": key["key_id"], "segment_s": [seg0, seg1],
-                       "whr_band_db": info["whr_band_db"], "rooms": results}, f, indent=1,
-                      default=str)
+    fsutil.write_json_atomic(os.path.join(args.out, "result.json"),
+                             {"key": key["key_id"], "segment_s": [seg0, seg1],
+                              "whr_band_db": info["whr_band_db"], "rooms": results},
+                             indent=1, default=str)
     print("summary: " + "; ".join("%s %s" % (r["preset"], "DETECTED" if r["detected"] else "missed")
                                    for r in results))
     return 0

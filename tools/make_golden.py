@@ -25,7 +25,7 @@ import soundfile as sf  # noqa: E402
 
 import signals as sg  # noqa: E402
 import toolcli  # noqa: E402
-from airmark import fw  # noqa: E402
+from airmark import fsutil, fw  # noqa: E402
 
 
 def main(out_dir, line_enhancer=False):
@@ -57,13 +57,10 @@ def main(out_dir, line_enhancer=False):
     # each file whole or not at all (written to a temporary name, then renamed)
     with toolcli.atomic_output(os.path.join(out_dir, "input.wav")) as tmp:
         sf.write(tmp, x, 16000, subtype="PCM_16")
-    with toolcli.atomic_output(os.path.join(out_dir, "key.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(key, f, indent=1)
-    with toolcli.atomic_output(os.path.join(out_dir, "expected.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump({"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
-                       "scores": scores}, f, separators=(",", ":"))
+    fsutil.write_json_atomic(os.path.join(out_dir, "key.json"), key, indent=1)
+    fsutil.write_json_atomic(os.path.join(out_dir, "expected.json"),
+                             {"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
+                              "scores": scores}, indent=None, separators=(",", ":"))
     print("wrote %s: %d hops, events %r" % (out_dir, len(hops), events))
 
 

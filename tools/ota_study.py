@@ -63,7 +63,7 @@ def clip_paths(corpus, per_category):
 
 def mark_seconds(key):
     """One pass of the key: the mark every clip gets (2 s for the default key)."""
-    return len(key["key_bits"]) * int(key["block_samples"]) / FS
+    return keys.key_seconds(key)
 
 
 def parts(path, key, preset, seed, cache_dir, mic_azimuth_deg=None, overrides=None):

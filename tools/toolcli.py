@@ -9,12 +9,10 @@ Ctrl-C is one line on stderr and an exit code, never a traceback; outputs appear
 """
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import sys
-import tempfile
 
 from airmark import fsutil
 from airmark.errors import AirmarkError
@@ -51,15 +49,24 @@ def positive_float(text):
     return v
 
 
-def positive_int(text):
-    """argparse type: a whole number >= 1."""
+def _whole(text, lowest):
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be >= 1, not %s" % text)
+    if v < lowest:
+        raise argparse.ArgumentTypeError("must be >= %d, not %s" % (lowest, text))
     return v
+
+
+def positive_int(text):
+    """argparse type: a whole number >= 1."""
+    return _whole(text, 1)
+
+
+def nonnegative_int(text):
+    """argparse type: a whole number >= 0."""
+    return _whole(text, 0)
 
 
 def load_json(path, what="file"):
@@ -77,20 +84,8 @@ def load_json(path, what="file"):
         raise ToolError("%s: not valid JSON (%s)" % (path, exc)) from None
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary file name next to `path` (same suffix); when the block finishes,
-    the file is published onto `path` (fsutil.publish: os.replace); on any error or Ctrl-C
-    it is removed, so `path` is either the old file or the whole new one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        fsutil.publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+# outputs appear whole or not at all (a temporary file next to them, then os.replace)
+atomic_output = fsutil.atomic_path
 
 
 def make_dir(path):

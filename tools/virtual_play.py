@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))
 
 import toolcli  # noqa: E402
-from airmark import channel  # noqa: E402
+from airmark import channel, keys  # noqa: E402
 from airmark.progress import progress_bar  # noqa: E402
 
 
@@ -35,7 +35,7 @@ FS = 16000
 def make_file(key, marks, gap_s, lead_s, strength_db, reference_whr_db, seed):
     import signals
 
-    mark_s = len(key["key_bits"]) * key["block_samples"] / FS
+    mark_s = keys.key_seconds(key)
     total = lead_s + marks * (mark_s + gap_s) + 2.0
     host = signals.music_like(total, seed=seed)
     y = host.copy()
@@ -81,7 +81,7 @@ def main(argv=None):
 
     import soundfile as sf
 
-    from airmark import detect, fsutil, keys
+    from airmark import detect, fsutil
     from airmark import monitor as mon
     from airmark import play as P
     from virtual_board import ScaledClock, SimulatedRoomOutput, VirtualBoard

@@ -214,12 +214,16 @@ def read_audio(path):
 
 
 def write_wav_int16(path, x, samplerate=MIC_SAMPLERATE_HZ):
+    """16-bit WAV, written whole or not at all (fsutil.atomic_path); AudioError if not."""
     import soundfile as sf
 
+    from . import fsutil
     try:
-        sf.write(str(path), np.asarray(x, dtype=np.int16), samplerate, subtype="PCM_16")
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise AudioError("%s: cannot write: %s" % (path, exc)) from None
+        with fsutil.atomic_path(path) as tmp:
+            sf.write(tmp, np.asarray(x, dtype=np.int16), samplerate, subtype="PCM_16",
+                     format="WAV")
+    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioError("%s: cannot write (%s)" % (path, getattr(exc, "strerror", None) or exc)) from None
 
 
 def _need_tool(name):

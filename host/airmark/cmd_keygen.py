@@ -68,7 +68,7 @@ def command(keyfile, seed, key_seconds, lag_periods, threshold, line_enhancer, b
         click.echo("wrote %s: key %s, %d key bits (%.2f s), pattern %d x %d samples, "
                    "%d lag periods, threshold %.2f%s" % (
                        keyfile, record["key_id"], len(record["key_bits"]),
-                       len(record["key_bits"]) * record["block_samples"] / record["sample_rate_hz"],
+                       keys.key_seconds(record),
                        record["pattern_blocks"], record["block_samples"], record["lag_periods"],
                        record["threshold"], ", line enhancer" if record.get("line_enhancer") else ""))
         if why:

@@ -4,12 +4,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import warnings
 
 import click
 
-from . import audio, channel, fsutil
+from . import audio, channel
 from .clitypes import FINITE
 from .errors import AirmarkError
 from .evaluate import RT60_TOLERANCE, rt60_missed
@@ -156,25 +155,15 @@ def command(infile, outfile, preset, distance, rt60, room_dim, snr, noise, noise
     _check_paths(infile, outfile, noise_source)
     cache = cache_dir if cache_dir is not None else channel.default_cache_dir()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".wav",
-                                   dir=os.path.dirname(os.path.abspath(outfile)))
-        os.close(fd)
-    except OSError as exc:
-        raise AirmarkError("%s: cannot write (%s)" % (outfile, exc.strerror or exc)) from None
-    try:
         with warnings.catch_warnings():
             # a large room: pyroomacoustics says it traces many rays (slow, not wrong)
             warnings.filterwarnings("ignore", message="The number of rays", category=UserWarning)
-            info = channel.simulate_file(infile, tmp, cfg, seed=seed, cache_dir=cache)
-        fsutil.publish(tmp, outfile)
+            info = channel.simulate_file(infile, outfile, cfg, seed=seed, cache_dir=cache)
     except ValueError as exc:  # a room the geometry cannot hold, and the like
         raise AirmarkError("cannot simulate: %s" % exc) from None
     except OSError as exc:
         raise AirmarkError("%s: %s" % (getattr(exc, "filename", None) or outfile,
                                        exc.strerror or exc)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     info["output"] = outfile
     info["preset"] = preset
     warning = rt60_warning(info)

@@ -1,6 +1,7 @@
 """Atomic writes that leave files with the permissions a plain open() would give, and
 stdout after a broken pipe."""
 
+import contextlib
 import os
 import stat
 
@@ -26,24 +27,33 @@ def publish(tmp, path):
     os.replace(tmp, path)
 
 
-def write_json_atomic(path, record):
-    """Write `record` as indented JSON to `path` through a temporary file in its directory
-    and :func:`publish`; on any failure the temporary file is removed and the error (an
-    OSError when the file system refused) propagates."""
-    import json
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary file name next to `path` (same suffix) to write; when the block
+    finishes the file is published onto `path` (:func:`publish`), and on any error or
+    Ctrl-C it is removed: `path` is the old file or the whole new one, never a part.
+    An OSError (the folder cannot be written, the disk is full) propagates."""
     import tempfile
-    tmp = None
+    fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=os.path.splitext(str(path))[1],
+                               dir=os.path.dirname(os.path.abspath(str(path))))
+    os.close(fd)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".json",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
+        yield tmp
         publish(tmp, path)
-    except BaseException:
-        if tmp and os.path.exists(tmp):
+    finally:
+        if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def write_json_atomic(path, record, **dump_kw):
+    """Write `record` as JSON (indent 2 unless `dump_kw` says otherwise) and a newline to
+    `path` through :func:`atomic_path`; an OSError propagates."""
+    import json
+    dump_kw.setdefault("indent", 2)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, **dump_kw)
+            f.write("\n")
 
 
 def silence_stdout():

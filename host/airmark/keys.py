@@ -46,6 +46,11 @@ ENHANCED_J3_THRESHOLD = 5.70
 ENHANCED_LONG_KEY_THRESHOLD = 5.75
 
 
+def key_seconds(record):
+    """How long one pass of the key's inversion sequence lasts: the shortest mark, seconds."""
+    return len(record["key_bits"]) * int(record["block_samples"]) / float(record["sample_rate_hz"])
+
+
 def is_long_key(key_seconds):
     """True for keys longer than the default 2 s (they take LONG_KEY_THRESHOLD)."""
     return key_seconds > DEFAULTS["key_seconds"] + 1e-9
@@ -254,7 +259,7 @@ def detector_twin(record, *, line_enhancer=None, lag_periods=None, threshold=Non
                                "a new key for more" % (record["lag_periods"], lag_periods))
         out["lag_periods"] = int(lag_periods)
     if threshold is None:
-        secs = len(record["key_bits"]) * record["block_samples"] / float(record["sample_rate_hz"])
+        secs = key_seconds(record)
         if record.get("diff_weight", 1) != DEFAULTS["diff_weight"]:
             raise AirmarkError("no calibrated threshold for a key with diff_weight %d (an "
                                "older key): make its twin with `airmark keygen TWIN --from KEY "

@@ -1,8 +1,5 @@
 """PNG of the detector's score over time: traces, the key's threshold and the detections."""
 
-import os
-import tempfile
-
 from . import fsutil
 from .errors import AirmarkError, ToolMissing
 
@@ -52,20 +49,11 @@ def plot_scores(path, traces, threshold, *, title=None, marks=()):
     import matplotlib.pyplot as plt
 
     fig = score_figure(traces, threshold, title=title, marks=marks)
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".png", dir=folder)
+        with fsutil.atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
     except OSError as exc:
-        plt.close(fig)
-        raise AirmarkError("cannot write the plot %s: %s" % (path, exc.strerror)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        fsutil.publish(tmp, path)
-    except OSError as exc:
-        raise AirmarkError("cannot write the plot %s: %s" % (path, exc.strerror)) from None
+        raise AirmarkError("cannot write the plot %s: %s" % (path, exc.strerror or exc)) from None
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
