@@ -2,6 +2,7 @@
 file lost or half-written. Each case was once a traceback, a silent overwrite or a
 misleading exit code."""
 
+import errno
 import os
 import stat
 import subprocess
@@ -90,6 +91,52 @@ def test_detect_exit_code_survives_a_closed_pipe(files, key):
         assert "Traceback" not in err and "Broken pipe" not in err
 
 
+LISTEN_ON_A_STAND_IN_MIC = """
+import os, sys
+import numpy as np
+from airmark import cli, listen
+
+class Mic:  # the microphone: the samples of an .npy file, 1024 at a time, then the end
+    name, rate, overflows, finished = "test mic", 16000, 0, False
+
+    def __init__(self, device=None):
+        self.x, self.pos = np.load(os.environ["AIRMARK_TEST_MIC"]), 0
+
+    def start(self):
+        pass
+
+    def read(self, timeout_s):
+        self.finished = self.pos >= len(self.x)
+        self.pos += 1024
+        return None if self.finished else self.x[self.pos - 1024:self.pos]
+
+    def stop(self):
+        pass
+
+listen.MicSource = Mic
+sys.exit(cli.main())
+"""
+
+
+def test_listen_exit_code_survives_a_closed_pipe(files, key):
+    """`airmark listen --json | head -1`: the same for a live command; the reader is gone
+    before the first line, the microphone heard a mark, so the exit code is 0."""
+    from airmark import audio
+    d, keyfile, _ = files
+    y, _ = embed.embed_array(music_like(6.0, FS), FS, key, start_s=1.0, duration_s=2.0)
+    for name, x, want in (("marked", y, 0), ("plain", music_like(6.0, FS), 1)):
+        mic = str(d / (name + ".npy"))
+        np.save(mic, audio.to_detector_int16(x, FS))
+        p = subprocess.Popen([sys.executable, "-c", LISTEN_ON_A_STAND_IN_MIC, "listen", "--key",
+                              keyfile, "--json", "--status-every", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, AIRMARK_TEST_MIC=mic))
+        p.stdout.close()  # before the command writes anything
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=120) == want, err
+        assert "Traceback" not in err and "Broken pipe" not in err
+
+
 def test_detect_refuses_nan_audio(files, capsys):
     d, keyfile, _ = files
     x = music_like(3.0, FS)
@@ -122,13 +169,49 @@ def test_embed_bad_input_leaves_no_output(files, capsys):
     assert listing(d) == ["in.wav", "inf.wav", "key.json", "ok.flac", "trunc.flac"]
 
 
-def test_embed_publishes_out_only_with_its_sidecar(files, capsys):
+def test_embed_publishes_out_only_with_its_sidecar(files, capsys, monkeypatch):
+    from airmark import fsutil
     d, keyfile, src = files
     os.mkdir(str(d / "o.wav.airmark.json"))  # the sidecar cannot be written
     one_line_error(capsys, ["embed", src, str(d / "o.wav"), "--key", keyfile],
                    text="cannot write")
     assert not (d / "o.wav").exists()
     assert not [f for f in listing(d) if f.startswith(".airmark-")]
+    os.rmdir(str(d / "o.wav.airmark.json"))
+
+    # OUT itself cannot be published (disk full when AudioWriter closes): no sidecar either
+    real_publish = fsutil.publish
+
+    def publish_fails_for(suffix):
+        def publish(tmp, path):
+            if str(path).endswith(suffix):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_publish(tmp, path)
+        monkeypatch.setattr(fsutil, "publish", publish)
+
+    out = d / "o.wav"
+    publish_fails_for(".wav")
+    one_line_error(capsys, ["embed", src, str(out), "--key", keyfile], text="cannot write")
+    assert listing(d) == ["in.wav", "key.json"]
+    # with --force over an older OUT: the old OUT and the sidecar that describes it stay
+    monkeypatch.setattr(fsutil, "publish", real_publish)
+    assert cli.main(["embed", src, str(out), "--key", keyfile, "--strength", "0"]) == 0
+    capsys.readouterr()
+    old = (out.read_bytes(), (d / "o.wav.airmark.json").read_bytes())
+    publish_fails_for(".wav")
+    one_line_error(capsys, ["embed", src, str(out), "--key", keyfile, "--force"],
+                   text="cannot write")
+    assert (out.read_bytes(), (d / "o.wav.airmark.json").read_bytes()) == old
+    assert listing(d) == ["in.wav", "key.json", "o.wav", "o.wav.airmark.json"]
+    # the sidecar fails after OUT was published: OUT is put back as it was
+    publish_fails_for(".airmark.json")
+    one_line_error(capsys, ["embed", src, str(out), "--key", keyfile, "--force"],
+                   text="o.wav left as it was")
+    assert (out.read_bytes(), (d / "o.wav.airmark.json").read_bytes()) == old
+    assert listing(d) == ["in.wav", "key.json", "o.wav", "o.wav.airmark.json"]
+    one_line_error(capsys, ["embed", src, str(d / "new.wav"), "--key", keyfile],
+                   text="new.wav not written")
+    assert listing(d) == ["in.wav", "key.json", "o.wav", "o.wav.airmark.json"]
 
 
 def test_embed_start_past_a_decoded_end_writes_nothing(files, capsys, ffmpeg):
@@ -162,9 +245,12 @@ def test_keygen_paths_and_values(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     one_line_error(capsys, ["keygen", ""], text="not a file name")
     one_line_error(capsys, ["keygen", "nodir/k.json"], text="cannot write")
-    for bad in (["--seconds", "nan"], ["--seconds", "inf"], ["--seconds", "0"],
-                ["--threshold", "nan"]):
-        one_line_error(capsys, ["keygen", "k.json"] + bad)
+    for bad, text in ((["--seconds", "nan"], "'nan' is not a finite number"),
+                      (["--seconds", "inf"], "'inf' is not a finite number"),
+                      (["--seconds", "0"], "0.0 is not in the range x>0.0"),
+                      (["--threshold", "nan"], "'nan' is not a finite number")):
+        line = one_line_error(capsys, ["keygen", "k.json"] + bad, text=text)
+        assert "'%s'" % bad[0] in line, line
     assert listing(tmp_path) == []
     assert cli.main(["keygen", "k.json", "--seed", "1"]) == 0
     assert oct(os.stat("k.json").st_mode & 0o777) == oct(0o666 & ~_umask())
@@ -229,5 +315,5 @@ def test_eval_fails_before_the_grid(files, capsys, tmp_path):
 def test_logs_in_missing_directories(tmp_path, capsys):
     log = str(tmp_path / "nodir" / "x.log")
     one_line_error(capsys, ["monitor", "--log", log], text="cannot write the log")
-    one_line_error(capsys, ["monitor", "--duration", "-1"])
+    one_line_error(capsys, ["monitor", "--duration", "-1"], text="-1.0 is not in the range x>0.0")
     one_line_error(capsys, ["monitor", "--duration", "nan"], text="not a finite number")

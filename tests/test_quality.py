@@ -171,3 +171,108 @@ def test_eval_visqol_subset_measures_around_the_mark(tmp_path, key):
     scores = [c["moslqo"] for c in r["clips"]]
     assert 1.0 < r["min_moslqo"] == min(scores) <= r["mean_moslqo"] < 5.0
     assert evaluate.visqol_subset(clips, key, opts, n_clips=0) is None
+
+
+def test_cli_floors_must_be_finite(tmp_path, capsys):
+    from airmark.cli import main
+    for argv in (["quality", "a.wav", "b.wav", "--min-visqol", "nan"],
+                 ["embed", "a.wav", "b.wav", "--key", "k.json", "--min-visqol", "nan"],
+                 ["embed", "a.wav", "b.wav", "--key", "k.json", "--min-visqol", "4",
+                  "--min-strength", "nan"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not a finite number" in err[0], err
+    # a --min-strength the embedder would refuse only after many slow tries
+    assert main(["embed", "a.wav", "b.wav", "--key", "k.json", "--min-visqol", "4",
+                 "--min-strength", "-50"]) == 2
+    assert "--min-strength" in capsys.readouterr().err
+
+
+def test_quality_refuses_a_broken_sidecar(tmp_path, capsys):
+    """A sidecar `airmark play` would refuse is an error, not a silent whole-file measure."""
+    from airmark.cli import main
+    src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
+    sf.write(src, music_like(3.0, FS), FS, subtype="PCM_16")
+    sf.write(dst, music_like(3.0, FS), FS, subtype="PCM_16")
+    for segs, says in (([[2.0, 1.0]], "ends (1 s) before it starts (2 s)"),
+                       ([["x", 1.0]], "non-negative number of seconds"),
+                       ("all", "no 'segments' list")):
+        with open(dst + ".airmark.json", "w") as f:
+            json.dump({"key_id": "k", "segments": segs}, f)
+        assert main(["quality", src, dst]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "out.wav.airmark.json" in err[0] and says in err[0], err
+    assert quality._sidecar_segments(str(tmp_path / "none.json")) is None
+
+
+def _fake_visqol(monkeypatch, score=4.5):
+    """quality without ViSQOL: every window scores `score`."""
+    monkeypatch.setattr(quality, "visqol_api", lambda: None)
+    monkeypatch.setattr(quality, "_score", lambda pair, windows, api, progress: [
+        dict(w, moslqo=score) for w in windows])
+
+
+def test_floor_publishes_out_only_with_its_sidecar(tmp_path, key, monkeypatch):
+    """As embed_file: OUT first, then its sidecar; if the sidecar fails OUT is put back."""
+    from airmark import fsutil
+    _fake_visqol(monkeypatch)
+    src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
+    sf.write(src, music_like(3.0, FS), FS, subtype="PCM_16")
+    real_publish = fsutil.publish
+
+    def publish(tmp, path):
+        if path == dst + ".airmark.json":  # OUT's own, not the tries'
+            raise OSError(28, "No space left on device")
+        return real_publish(tmp, path)
+
+    monkeypatch.setattr(fsutil, "publish", publish)
+    with pytest.raises(embed.EmbedError, match="out.wav not written"):
+        quality.embed_to_quality(src, dst, key, 4.0)
+    assert sorted(os.listdir(tmp_path)) == ["in.wav"]
+    monkeypatch.setattr(fsutil, "publish", real_publish)
+    quality.embed_to_quality(src, dst, key, 4.0, strength_db=0.0)
+    old = [open(p, "rb").read() for p in (dst, dst + ".airmark.json")]
+    monkeypatch.setattr(fsutil, "publish", publish)
+    with pytest.raises(embed.EmbedError, match="out.wav left as it was"):
+        quality.embed_to_quality(src, dst, key, 4.0, overwrite=True)
+    assert [open(p, "rb").read() for p in (dst, dst + ".airmark.json")] == old
+    assert sorted(os.listdir(tmp_path)) == ["in.wav", "out.wav", "out.wav.airmark.json"]
+
+
+def test_embed_floor_shows_its_two_bars_in_one_live_display(tmp_path, key, monkeypatch):
+    """rich before 14.1 refuses a second live display while one is active (LiveError), and
+    pyproject allows rich 12: the embedding and ViSQOL bars share one Progress."""
+    import io
+    import sys
+
+    import rich.errors
+    import rich.live
+    from airmark.cli import main
+    active = []
+    real_start, real_stop = rich.live.Live.start, rich.live.Live.stop
+
+    def start(self, *args, **kwargs):
+        if active:
+            raise rich.errors.LiveError("Only one live display may be active at once")
+        active.append(self)
+        return real_start(self, *args, **kwargs)
+
+    def stop(self, *args, **kwargs):
+        if self in active:
+            active.remove(self)
+        return real_stop(self, *args, **kwargs)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(rich.live.Live, "start", start)
+    monkeypatch.setattr(rich.live.Live, "stop", stop)
+    _fake_visqol(monkeypatch)
+    keyfile = str(tmp_path / "k.json")
+    keys.save(key, keyfile)
+    src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
+    sf.write(src, music_like(3.0, FS), FS, subtype="PCM_16")
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert main(["embed", src, dst, "--key", keyfile, "--min-visqol", "4"]) == 0
+    assert not active and os.path.exists(dst + ".airmark.json")

@@ -84,7 +84,7 @@ def bad_json(tmp_path):
     ("measure_quality", ["{tmp}/missing.ogg", "--no-visqol", "--no-speed"], "no such file"),
     ("measure_quality", ["--seconds", "nan"], "not a finite number"),
     ("ota_study", ["--corpus", "{empty}"], "has no clips"),
-    ("ota_study", ["--corpus", "{tmp}/none"], "no such corpus manifest"),
+    ("ota_study", ["--corpus", "{tmp}/none"], "no such corpus directory"),
     ("ota_study", ["--corpus", "{empty}", "--clips", "0"], "must be >= 1"),
     ("ota_study", ["--corpus", "{empty}", "--azimuths", "nan"], "--azimuths"),
     ("room_check", ["--distance", ""], "--distance needs at least one number"),
@@ -170,6 +170,39 @@ def test_measure_quality_without_clips_says_what_to_install(monkeypatch, capsys)
         measure_quality.main(["--no-visqol", "--no-speed"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and "no clips" in err[0], err
+
+
+def test_measure_quality_measures_as_airmark_quality_does(tmp_path, monkeypatch, capsys):
+    """ViSQOL through airmark.quality (its api, one window over the whole excerpt, the
+    channels' mean at 48 kHz); without visqol-python, one line that names --no-visqol."""
+    import numpy as np
+    import soundfile as sf
+    import measure_quality
+    from airmark import quality
+    clip = str(tmp_path / "clip.wav")
+    rng = np.random.default_rng(0)
+    sf.write(clip, 0.1 * rng.standard_normal((2 * 44100, 2)), 44100, subtype="PCM_16")
+    seen = []
+
+    class Api:
+        def measure_from_arrays(self, ref, deg, fs):
+            seen.append((ref.shape, deg.shape, fs))
+            return type("Result", (), {"moslqo": 4.25})()
+
+    monkeypatch.setattr(quality, "visqol_api", Api)
+    assert measure_quality.main([clip, "--no-speed", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clips"][0]["visqol"] == 4.25 and seen == [((96000,), (96000,), 48000)]
+
+    def missing():
+        raise quality.QualityError("ViSQOL is not installed (pip install visqol-python)")
+
+    monkeypatch.setattr(quality, "visqol_api", missing)
+    with pytest.raises(SystemExit) as exc:
+        measure_quality.main([clip, "--no-speed"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1, err
+    assert "ViSQOL is not installed" in err[0] and "--no-visqol skips it" in err[0], err
 
 
 def test_run_turns_ctrl_c_and_errors_into_one_line(capsys):

@@ -41,7 +41,7 @@ import numpy as np
 import soundfile as sf
 
 import toolcli
-from airmark import channel, detect, keys
+from airmark import channel, detect, evaluate, keys
 from airmark.progress import progress_bar
 
 LADDER = np.arange(2.0, 8.01, 0.25)  # upcrossing counts for the tail fit
@@ -164,11 +164,6 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--write-default", action="store_true")
     args = ap.parse_args(argv)
-    man_path = os.path.join(args.corpus, "manifest.json")
-    if not os.path.exists(man_path):
-        print("calibrate: no corpus at %s (make corpus)" % args.corpus, file=sys.stderr)
-        return 2
-    manifest = toolcli.load_json(man_path, "corpus manifest")
     key = keys.load(args.key) if args.key else keys.generate(1)
     key_s = keys.key_seconds(key)
     if args.write_default:  # checked before the long run, not after it
@@ -191,18 +186,9 @@ def main(argv=None):
                               diff_weight=key.get("diff_weight", 1), threshold=key["threshold"],
                               line_enhancer=bool(key.get("line_enhancer", 0)))
                 for s in range(1, args.key_seeds + 1)]
-    clips = manifest["clips"] if isinstance(manifest, dict) and "clips" in manifest else manifest
     bycat = {}
-    try:
-        for c in clips:
-            bycat.setdefault(c["category"], []).append(os.path.join(args.corpus, c["file"]))
-    except (KeyError, TypeError):
-        print("calibrate: %s: not a corpus manifest (wants \"clips\": [{\"category\", "
-              "\"file\"}, ...])" % man_path, file=sys.stderr)
-        return 2
-    if not bycat:
-        print("calibrate: %s: the corpus has no clips" % man_path, file=sys.stderr)
-        return 2
+    for c in evaluate.load_corpus(args.corpus):  # one-line errors: no corpus, a bad manifest
+        bycat.setdefault(c["category"], []).append(c["path"])
     results = []
     all_found = np.zeros(len(FINE))  # detections of unmarked audio, over every row
     all_hours = 0.0

@@ -3,8 +3,9 @@
 
 For each clip (default: a few game-soundtrack OGGs, 10 s from 30 s in), embed the whole clip
 with a fixed key and report the watermark-to-host power ratio (full band and in the key's band,
-from the embedder's info) and ViSQOL MOS-LQO (visqol-python, audio mode, 48 kHz mono mid of
-reference and marked). Then time embed_file on a 60 s stereo 44.1 kHz file (x real time).
+from the embedder's info) and ViSQOL MOS-LQO (as airmark.quality measures it: visqol-python,
+audio mode, 48 kHz mono mid of reference and marked, one window over the whole excerpt). Then
+time embed_file on a 60 s stereo 44.1 kHz file (x real time).
 
     python tools/measure_quality.py [--json] [--strength DB] [--clips N] [CLIP ...]
 """
@@ -48,14 +49,11 @@ def load_excerpt(path, seconds, offset_s):
 
 
 def visqol_mos(api, ref, deg, fs):
-    from scipy import signal
-    from fractions import Fraction
-    r = Fraction(48000, fs)
-    def prep(v):
-        v = np.asarray(v, dtype=np.float64)
-        v = v.mean(axis=1) if v.ndim == 2 else v
-        return signal.resample_poly(v, r.numerator, r.denominator) if r != 1 else v
-    return float(api.measure_from_arrays(prep(ref), prep(deg), 48000).moslqo)
+    """ViSQOL of the whole excerpt as airmark.quality measures it: one window (None when the
+    reference is silent)."""
+    from airmark import quality
+    return quality.measure_arrays(ref, deg, fs, max_windows=1, api=api,
+                                  window_s=len(ref) / fs)["min_moslqo"]
 
 
 def measure_speed(key, strength_db, seconds=60.0, samplerate=44100):
@@ -107,12 +105,11 @@ def main(argv=None):
                  "for the default ones")
     api = None
     if not args.no_visqol:
+        from airmark import quality
         try:
-            from visqol import VisqolApi
-        except ImportError:
-            ap.error("ViSQOL is not installed (pip install -e '.[quality]'); --no-visqol skips it")
-        api = VisqolApi()
-        api.create(mode="audio")
+            api = quality.visqol_api()
+        except quality.QualityError as exc:
+            ap.error("%s; --no-visqol skips it" % exc)
     rows = []
     for path in clips:
         x, fs = load_excerpt(path, args.seconds, args.offset)
@@ -122,11 +119,12 @@ def main(argv=None):
                "whr_db": info["whr_db"], "whr_band_db": info["whr_band_db"],
                "limited_samples": info["limited_samples"]}
         if api is not None:
-            row["visqol"] = round(visqol_mos(api, x, y, fs), 3)
+            row["visqol"] = visqol_mos(api, x, y, fs)
         rows.append(row)
         if not args.json:
             print("%-32s WHR %6.2f dB  in-band %6.2f dB  ViSQOL %s" % (
-                row["clip"], row["whr_db"], row["whr_band_db"], row.get("visqol", "-")),
+                row["clip"], row["whr_db"], row["whr_band_db"],
+                "-" if row.get("visqol") is None else row["visqol"]),
                 flush=True)
     summary = {"strength_db": args.strength, "clips": rows}
     for name in ("whr_db", "whr_band_db", "visqol"):

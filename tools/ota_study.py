@@ -37,7 +37,7 @@ import sys
 import numpy as np
 
 import toolcli
-from airmark import channel, cmd_simulate, detect, embed, fw, keys
+from airmark import channel, cmd_simulate, detect, embed, evaluate, fw, keys
 from airmark.progress import progress_bar
 
 FS = 16000
@@ -47,18 +47,11 @@ MARK_START_S = 4.0
 
 
 def clip_paths(corpus, per_category):
-    man = toolcli.load_json(os.path.join(corpus, "manifest.json"), "corpus manifest")
-    try:
-        clips = [(c["category"], c["file"]) for c in man["clips"]]
-    except (KeyError, TypeError):
-        raise toolcli.ToolError("%s: not a corpus manifest (wants \"clips\": [{\"category\", "
-                                "\"file\"}, ...])" % os.path.join(corpus, "manifest.json")) from None
-    if not clips:
-        raise toolcli.ToolError("%s: the corpus has no clips" % os.path.join(corpus, "manifest.json"))
+    """(category, index, path) of the first `per_category` clips of each category."""
     by_cat = {}
-    for cat, name in clips:
-        by_cat.setdefault(cat, []).append(os.path.join(corpus, name))
-    return [(cat, i, p) for cat in sorted(by_cat) for i, p in enumerate(by_cat[cat][:per_category])]
+    for c in evaluate.load_corpus(corpus, clips_per_category=per_category):
+        by_cat.setdefault(c["category"], []).append(c["path"])
+    return [(cat, i, p) for cat in sorted(by_cat) for i, p in enumerate(by_cat[cat])]
 
 
 def mark_seconds(key):

@@ -3,7 +3,9 @@
 Every sub-command lives in its own module `airmark.cmd_<name>` exposing a click command
 named `command`. Library errors (AirmarkError) become one line `airmark: message` on stderr
 and the error's exit code; a wrong command line is one line too (exit 2, naming the
-command's --help); Ctrl-C exits 130 without a traceback.
+command's --help); Ctrl-C exits 130 without a traceback. A reader that closes stdout early
+(`airmark detect ... --json | head -1`) never changes a command's exit code: the rest of
+its output goes to /dev/null.
 """
 
 import importlib
@@ -11,6 +13,7 @@ import sys
 
 import click
 
+from . import fsutil
 from .errors import AirmarkError
 
 COMMANDS = (
@@ -44,7 +47,43 @@ def cli():
     """airmark: embed an inaudible watermark and detect it over the air on a microcontroller."""
 
 
+class _ReaderMayLeave:
+    """sys.stdout while a command runs. When the reader has gone (EPIPE, `| head`), stdout
+    is pointed at /dev/null and the write counts as done, so the command runs on and
+    returns its own exit code (click would turn the BrokenPipeError into exit 1)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            fsutil.silence_stdout()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            fsutil.silence_stdout()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None):
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _ReaderMayLeave(stdout)
+    try:
+        return _run(argv)
+    finally:
+        if isinstance(sys.stdout, _ReaderMayLeave):
+            sys.stdout = stdout
+
+
+def _run(argv):
     try:
         rv = cli.main(args=argv, prog_name="airmark", standalone_mode=False)
     except AirmarkError as exc:

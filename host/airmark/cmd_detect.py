@@ -6,7 +6,7 @@ import os
 import click
 
 from . import detect as detect_lib
-from . import fsutil, keys
+from . import keys
 from .progress import progress_bar
 
 
@@ -51,11 +51,7 @@ def command(infile, keyfile, as_json, micropython, per_hop, plot_path, line_enha
     else:
         with progress_bar("detecting", disable=as_json) as update:
             res = detect_lib.detect_file(infile, key, progress=update, per_hop=per_hop)
-    try:
-        _report(res, infile, as_json, micropython, per_hop, plot_path)
-    except BrokenPipeError:
-        # the reader stopped early (`| head`): the exit code still says what was found
-        fsutil.silence_stdout()
+    _report(res, infile, as_json, micropython, per_hop, plot_path)
     return 0 if res.events else 1
 
 

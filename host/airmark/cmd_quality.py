@@ -5,6 +5,7 @@ import json
 import click
 
 from . import quality
+from .clitypes import FiniteFloat
 from .progress import progress_bar
 
 
@@ -14,7 +15,7 @@ from .progress import progress_bar
 @click.option("--windows", "max_windows", type=click.IntRange(1, 100), default=quality.MAX_WINDOWS,
               show_default=True, help="Windows measured: those where the mark is loudest "
                                       "against the host.")
-@click.option("--min-visqol", "floor", type=click.FloatRange(1.0, 5.0), default=None,
+@click.option("--min-visqol", "floor", type=FiniteFloat(1.0, 5.0), default=None,
               metavar="MOS", help="Exit 1 when the lowest window scores under MOS.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def command(original, marked, max_windows, floor, as_json):

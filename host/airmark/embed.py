@@ -761,7 +761,8 @@ def embed_file(in_path, out_path, key, *, start_s=None, duration_s=None, strengt
     """Watermark a file, streaming, and write ``OUT`` and its sidecar ``OUT.airmark.json``.
 
     The output has the input's sample rate, channel count and (where the output format allows)
-    sample format. Both files are written atomically; `in_path` is never written.
+    sample format. Both files are written atomically, OUT first: if its sidecar cannot be
+    published then, OUT is put back as it was. `in_path` is never written.
 
     Parameters
     ----------
@@ -795,37 +796,105 @@ def embed_file(in_path, out_path, key, *, start_s=None, duration_s=None, strengt
                        start_s=start_s, duration_s=duration_s)
         subtype = audio.output_subtype(info_in, out_path)
         done = 0
-        with audio.AudioWriter(out_path, info_in["samplerate"], info_in["channels"],
-                               subtype=subtype, bit_rate=info_in.get("bit_rate")) as writer:
-            for block in reader:
-                try:
-                    out = emb.process(block)
-                except EmbedError as exc:
-                    raise EmbedError("%s: %s" % (in_path, exc)) from None
-                if out.shape[0]:
-                    writer.write(out)
-                done += block.shape[0]
-                if progress is not None:
-                    progress(done, total)
-            writer.write(emb.flush())
-            info = emb.info
-            info["frames"] = done
-            info["duration_s"] = done / info_in["samplerate"]
-            if start_s is not None and not info["segments"]:
-                raise EmbedError("segment start %.3f s is after the end of %s (%.3f s)"
-                                 % (start_s, in_path, info["duration_s"]))
-            # the sidecar first: if it cannot be written, OUT is not published either
-            side = sidecar_path(out_path)
-            record = {"format": "airmark-embed", "version": 1, "key_id": info["key_id"],
-                      "segments": info["segments"], "samplerate": info["samplerate"],
-                      "channels": info["channels"], "strength_db": info["strength_db"],
-                      "whr_db": info["whr_db"], "whr_band_db": info["whr_band_db"],
-                      "limited_samples": info["limited_samples"],
-                      "capped_blocks": info["capped_blocks"], "blocks": info["blocks"],
-                      "source": os.path.basename(in_path)}
-            _write_json_atomic(side, record)
+        side = sidecar_path(out_path)
+        side_tmp = backup = None
+        try:
+            with audio.AudioWriter(out_path, info_in["samplerate"], info_in["channels"],
+                                   subtype=subtype, bit_rate=info_in.get("bit_rate")) as writer:
+                for block in reader:
+                    try:
+                        out = emb.process(block)
+                    except EmbedError as exc:
+                        raise EmbedError("%s: %s" % (in_path, exc)) from None
+                    if out.shape[0]:
+                        writer.write(out)
+                    done += block.shape[0]
+                    if progress is not None:
+                        progress(done, total)
+                writer.write(emb.flush())
+                info = emb.info
+                info["frames"] = done
+                info["duration_s"] = done / info_in["samplerate"]
+                if start_s is not None and not info["segments"]:
+                    raise EmbedError("segment start %.3f s is after the end of %s (%.3f s)"
+                                     % (start_s, in_path, info["duration_s"]))
+                record = {"format": "airmark-embed", "version": 1, "key_id": info["key_id"],
+                          "segments": info["segments"], "samplerate": info["samplerate"],
+                          "channels": info["channels"], "strength_db": info["strength_db"],
+                          "whr_db": info["whr_db"], "whr_band_db": info["whr_band_db"],
+                          "limited_samples": info["limited_samples"],
+                          "capped_blocks": info["capped_blocks"], "blocks": info["blocks"],
+                          "source": os.path.basename(in_path)}
+                # the sidecar goes to a temporary file: it is published only once OUT is,
+                # which happens when this block exits (ffmpeg can still fail there)
+                side_tmp = _json_temp(side, record)
+                backup = keep_old(out_path)
+            publish_sidecar(side_tmp, out_path, backup)
+        finally:
+            _remove(side_tmp, backup)
     info["sidecar"] = side
     return info
+
+
+def _json_temp(path, record):
+    """`record` as JSON in a new temporary file next to `path`; returns its name."""
+    import tempfile
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".airmark-", suffix=".json",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise EmbedError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None
+        raise
+    return tmp
+
+
+def keep_old(out_path):
+    """A hard link, under a temporary name, to the file at `out_path` if there is one, so
+    :func:`publish_sidecar` can put it back; None if there is none or it cannot be kept."""
+    import uuid
+    if not os.path.lexists(out_path):
+        return None
+    name = os.path.join(os.path.dirname(os.path.abspath(out_path)),
+                        ".airmark-%s.old" % uuid.uuid4().hex[:12])
+    try:
+        os.link(out_path, name, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        return None
+    return name
+
+
+def publish_sidecar(tmp, out_path, old=None):
+    """Publish the finished sidecar `tmp` of the just published `out_path`. If that fails,
+    OUT goes back to what it was (`old`, from :func:`keep_old`, or no file) and EmbedError
+    says so: OUT is never left with a missing or stale sidecar."""
+    side = sidecar_path(out_path)
+    try:
+        fsutil.publish(tmp, side)
+        return
+    except OSError as exc:
+        why = exc.strerror or exc
+    try:
+        if old is not None:
+            os.replace(old, out_path)
+            undone = "%s left as it was" % out_path
+        else:
+            os.unlink(out_path)
+            undone = "%s not written" % out_path
+    except OSError:
+        undone = "%s holds the new mark without its sidecar" % out_path
+    raise EmbedError("%s: cannot write (%s); %s" % (side, why, undone))
+
+
+def _remove(*paths):
+    for p in paths:
+        if p is not None and os.path.lexists(p):
+            os.unlink(p)
 
 
 def add_to_sidecar(path, fields):

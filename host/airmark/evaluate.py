@@ -114,11 +114,16 @@ def load_corpus(corpus_dir, clips_per_category=None, categories=None):
     mf = root / "manifest.json"
     if mf.exists():
         try:
-            clips = json.loads(mf.read_text())["clips"]
-            clips = [dict(c, path=str(root / c["file"])) for c in clips]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise AudioError("%s: not a corpus manifest (%s); `make corpus` writes one"
-                             % (mf, type(exc).__name__)) from None
+            clips = json.loads(mf.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+            raise AudioError("%s: not a corpus manifest (not valid JSON); `make corpus` "
+                             "writes one" % mf) from None
+        try:
+            clips = [dict(c, path=str(root / c["file"]), category=c["category"])
+                     for c in clips["clips"]]
+        except (KeyError, TypeError):
+            raise AudioError("%s: not a corpus manifest (it wants \"clips\": [{\"category\", "
+                             "\"file\"}, ...]); `make corpus` writes one" % mf) from None
     else:
         clips = []
         for p in sorted(list(root.rglob("*.wav")) + list(root.rglob("*.flac"))):
@@ -126,7 +131,7 @@ def load_corpus(corpus_dir, clips_per_category=None, categories=None):
             clips.append({"file": str(rel), "path": str(p),
                           "category": rel.parts[0] if len(rel.parts) > 1 else "other"})
     if not clips:
-        raise AudioError("%s: no clips (make corpus builds one)" % root)
+        raise AudioError("%s: the corpus has no clips (make corpus builds one)" % root)
     if categories is not None:
         have = sorted(set(c["category"] for c in clips))
         missing = [c for c in categories if c not in have]
@@ -150,9 +155,12 @@ def load_corpus(corpus_dir, clips_per_category=None, categories=None):
 
 def _file_hash(path):
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 16), b""):
+                h.update(block)
+    except OSError as exc:  # a clip the manifest lists but the corpus lacks
+        raise AudioError("%s: cannot read (%s)" % (path, exc.strerror or exc)) from None
     return h.hexdigest()
 
 

@@ -12,15 +12,17 @@ sounddevice (PortAudio) one, imported only when used.
 
 import math
 import queue
+import time
 
 import numpy as np
 
-from . import detect
+from . import detect, play
 from .errors import AirmarkError
 
 SAMPLE_RATE_HZ = 16000
 STATUS_EVERY_S = 5.0
 QUEUE_BLOCKS = 64  # device blocks held while the detector catches up (about 4 s at 64 ms)
+STALL_S = 5.0  # no block from the device for this long: it is gone (a USB mic unplugged)
 
 
 class NoMicrophone(AirmarkError):
@@ -28,29 +30,26 @@ class NoMicrophone(AirmarkError):
 
 
 def _sounddevice():
-    try:
-        import sounddevice
-    except (ImportError, OSError):
-        raise NoMicrophone("airmark listen needs sounddevice and the PortAudio library (pip "
-                           "install sounddevice; apt-get install libportaudio2)") from None
-    return sounddevice
+    return play._sounddevice("listen", NoMicrophone)
 
 
 class MicSource:
     """The default (or named) input device as 16 kHz mono int16.
 
     It asks PortAudio for 16 kHz mono directly; a device that cannot do that is opened at
-    its own rate and resampled here (the embedder's streaming polyphase filter)."""
+    its own rate and resampled here by :class:`audio.DetectorStream`, block by block, to the
+    samples `airmark detect` makes of a file at that rate. `read` raises NoMicrophone when
+    the device stops (no longer active, or no block for STALL_S)."""
 
     def __init__(self, device=None, block_s=0.064):
-        from .play import parse_device
         self.sd = _sounddevice()
-        self.device = parse_device(device)
+        self.device = play.parse_device(device)
         self.block_s = block_s
         self.overflows = 0
         self._q = queue.Queue(maxsize=QUEUE_BLOCKS)
         self._stream = None
         self._resampler = None
+        self._last_block = None
         try:
             info = self.sd.query_devices(self.device, "input")
         except (ValueError, self.sd.PortAudioError) as exc:
@@ -62,9 +61,9 @@ class MicSource:
                                          samplerate=SAMPLE_RATE_HZ)
             self.rate = SAMPLE_RATE_HZ
         except (ValueError, self.sd.PortAudioError):
-            from .embed import _PolyStream
+            from .audio import DetectorStream
             self.rate = int(info["default_samplerate"])
-            self._resampler = _PolyStream(self.rate, SAMPLE_RATE_HZ, 7000.0, 8000.0, 80.0, 1)
+            self._resampler = DetectorStream(self.rate, chunk_s=block_s)
 
     def _callback(self, indata, frames, t, status):
         if status.input_overflow:
@@ -83,24 +82,33 @@ class MicSource:
             self._stream.start()
         except self.sd.PortAudioError as exc:
             raise NoMicrophone("cannot open %s: %s" % (self.name, exc)) from None
+        self._last_block = time.monotonic()
 
     def read(self, timeout_s):
+        active = self._stream is not None and self._stream.active
         try:
-            x = self._q.get(timeout=timeout_s)
+            x = self._q.get(block=active, timeout=timeout_s)
         except queue.Empty:
+            if not active:
+                raise NoMicrophone("%s stopped delivering audio (unplugged?)"
+                                   % self.name) from None
+            if time.monotonic() - self._last_block >= STALL_S:
+                raise NoMicrophone("no audio from %s for %g s (unplugged?)"
+                                   % (self.name, STALL_S)) from None
             return None
+        self._last_block = time.monotonic()
         if self._resampler is None:
             return x
-        r = self._resampler
-        r.push(x.astype(np.float64)[None, :])
-        y = r.pull(r.ready_end())[0]
-        return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+        return self._resampler.feed(x)
 
     def stop(self):
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+        s, self._stream = self._stream, None
+        if s is not None:
+            for step in (s.stop, s.close):
+                try:
+                    step()
+                except self.sd.PortAudioError:
+                    pass  # a device that went away: nothing is left to stop
 
 
 def listen(key, source, *, duration_s=None, on_event=None, on_status=None,
@@ -132,16 +140,17 @@ def listen(key, source, *, duration_s=None, on_event=None, on_status=None,
                 if getattr(source, "finished", False):
                     break
                 continue
-            pending = np.concatenate([pending, np.asarray(x, dtype=np.int16)])
+            x = np.asarray(x, dtype=np.int16)
+            v = x.astype(np.float64)  # the status level, once per device block
+            energy += float(np.dot(v, v))
+            count += len(v)
+            pending = np.concatenate([pending, x])
             while len(pending) >= hop and (limit is None or fed + hop <= limit):
                 chunk = pending[:hop]
                 pending = pending[hop:]
                 ev = det.feed(chunk)
                 fed += hop
                 max_score = max(max_score, det.score)
-                v = chunk.astype(np.float64)
-                energy += float(np.dot(v, v))
-                count += hop
                 if ev is not None:
                     t_samples, score = ev
                     rec = {"t": round(t_samples / SAMPLE_RATE_HZ, 4),

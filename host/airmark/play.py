@@ -197,13 +197,15 @@ def summarize(results, unexpected, *, loops=1, extra=None):
 # ---------------------------------------------------------------- audio output
 
 
-def _sounddevice():
+def _sounddevice(command="play", error=AudioOutputMissing):
+    """The sounddevice module, imported on first use; without it (or without PortAudio)
+    `error`, one line naming `airmark <command>`, what to install and why the import failed."""
     try:
         import sounddevice
     except (ImportError, OSError) as exc:
-        raise AudioOutputMissing(
-            "airmark play needs sounddevice and the PortAudio library (pip install sounddevice; "
-            "Debian/Ubuntu: sudo apt install libportaudio2): %s" % exc) from None
+        raise error(
+            "airmark %s needs sounddevice and the PortAudio library (pip install sounddevice; "
+            "Debian/Ubuntu: sudo apt install libportaudio2): %s" % (command, exc)) from None
     return sounddevice
 
 

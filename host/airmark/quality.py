@@ -267,7 +267,7 @@ def measure_arrays(ref, deg, fs, segments=None, *, max_windows=MAX_WINDOWS, api=
 def measure_files(ref_path, deg_path, segments=None, *, max_windows=MAX_WINDOWS, progress=None):
     """:func:`measure_arrays` on two files, streamed (memory does not grow with their
     length). When `segments` is None they come from the marked file's sidecar if it has
-    one, else the whole file is a candidate."""
+    one (an invalid sidecar is an error), else the whole file is a candidate."""
     from . import embed
     pair = _Pair(ref_path, deg_path)
     if segments is None:
@@ -278,14 +278,12 @@ def measure_files(ref_path, deg_path, segments=None, *, max_windows=MAX_WINDOWS,
 
 
 def _sidecar_segments(path):
-    import json
-    try:
-        with open(path) as f:
-            rec = json.load(f)
-        segs = [(float(a), float(b)) for a, b in rec["segments"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    """The sidecar's segments, checked as `airmark play` checks them (a broken sidecar is
+    a PlayError); None when there is no sidecar or it lists none."""
+    from . import play
+    if not os.path.lexists(path):
         return None
-    return segs or None
+    return play.load_sidecar(path).segments or None
 
 
 def strengths_to_try(strength_db, min_strength_db=MIN_STRENGTH_DB, step_db=STEP_DB):
@@ -358,8 +356,17 @@ def embed_to_quality(in_path, out_path, key, min_moslqo, *, start_s=None, durati
                 embed.add_to_sidecar(info["sidecar"], {"visqol": {
                     "min_moslqo": res["min_moslqo"], "floor": float(min_moslqo),
                     "windows": res["windows"], "tries": tries}})
-                fsutil.publish(tmp_out, out_path)
-                fsutil.publish(info["sidecar"], embed.sidecar_path(out_path))
+                old = embed.keep_old(out_path)  # OUT first, then its sidecar, as embed_file
+                try:
+                    try:
+                        fsutil.publish(tmp_out, out_path)
+                    except OSError as exc:
+                        raise QualityError("%s: cannot write (%s)"
+                                           % (out_path, exc.strerror or exc)) from None
+                    embed.publish_sidecar(info["sidecar"], out_path, old)
+                finally:
+                    if old is not None and os.path.lexists(old):
+                        os.unlink(old)
                 info["sidecar"] = embed.sidecar_path(out_path)
                 info["visqol"] = res
                 info["tries"] = tries
