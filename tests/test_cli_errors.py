@@ -106,6 +106,8 @@ class Mic:  # the microphone: the samples of an .npy file, 1024 at a time, then 
         pass
 
     def read(self, timeout_s):
+        if os.environ.get("AIRMARK_TEST_MIC_LOOP") and self.pos >= len(self.x):
+            self.pos = 0  # a microphone that never stops
         self.finished = self.pos >= len(self.x)
         self.pos += 1024
         return None if self.finished else self.x[self.pos - 1024:self.pos]
@@ -120,7 +122,8 @@ sys.exit(cli.main())
 
 def test_listen_exit_code_survives_a_closed_pipe(files, key):
     """`airmark listen --json | head -1`: the same for a live command; the reader is gone
-    before the first line, the microphone heard a mark, so the exit code is 0."""
+    before the first line (the detection, for the marked clip), so the exit code is 0 for
+    the mark and 1 for the plain clip, whose only line is the summary."""
     from airmark import audio
     d, keyfile, _ = files
     y, _ = embed.embed_array(music_like(6.0, FS), FS, key, start_s=1.0, duration_s=2.0)
@@ -128,13 +131,38 @@ def test_listen_exit_code_survives_a_closed_pipe(files, key):
         mic = str(d / (name + ".npy"))
         np.save(mic, audio.to_detector_int16(x, FS))
         p = subprocess.Popen([sys.executable, "-c", LISTEN_ON_A_STAND_IN_MIC, "listen", "--key",
-                              keyfile, "--json", "--status-every", "1"],
+                              keyfile, "--json", "--status-every", "1000"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=dict(os.environ, AIRMARK_TEST_MIC=mic))
         p.stdout.close()  # before the command writes anything
         err = p.stderr.read().decode()
         assert p.wait(timeout=120) == want, err
         assert "Traceback" not in err and "Broken pipe" not in err
+
+
+def test_listen_stops_when_its_reader_has_gone(files, key):
+    """`airmark listen --json | head -1` on a microphone that never stops: once the line
+    is read and the reader has gone there is nothing left to do, so listen ends (exit 0:
+    it heard the mark) instead of listening on into /dev/null until Ctrl-C."""
+    from airmark import audio
+    d, keyfile, _ = files
+    y, _ = embed.embed_array(music_like(6.0, FS), FS, key, start_s=1.0, duration_s=2.0)
+    mic = str(d / "loop.npy")
+    np.save(mic, audio.to_detector_int16(y, FS))
+    p = subprocess.Popen([sys.executable, "-c", LISTEN_ON_A_STAND_IN_MIC, "listen", "--key",
+                          keyfile, "--json", "--status-every", "1000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, AIRMARK_TEST_MIC=mic, AIRMARK_TEST_MIC_LOOP="1"))
+    p.stdout.close()
+    try:
+        rc = p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode()
+    assert rc == 0, err
+    assert "Traceback" not in err
 
 
 def test_detect_refuses_nan_audio(files, capsys):

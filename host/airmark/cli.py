@@ -54,19 +54,24 @@ class _ReaderMayLeave:
 
     def __init__(self, stream):
         self._stream = stream
+        self.reader_gone = False  # a command with nothing else to do may stop (listen)
 
     def write(self, text):
         try:
             return self._stream.write(text)
         except BrokenPipeError:
-            fsutil.silence_stdout()
+            self._gone()
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
         except BrokenPipeError:
-            fsutil.silence_stdout()
+            self._gone()
+
+    def _gone(self):
+        fsutil.silence_stdout()
+        self.reader_gone = True
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

@@ -1,6 +1,7 @@
 """airmark listen --key KEY: the board's detector on this computer's microphone, live."""
 
 import json
+import sys
 
 import click
 
@@ -54,7 +55,8 @@ def command(keyfile, device, duration_s, status_s, line_enhancer, as_json):
                       ", resampled to 16 kHz", key["key_id"], key["threshold"],
                       ", line enhancer" if key.get("line_enhancer") else ""), err=True)
     summ = listen_lib.listen(key, source, duration_s=duration_s, on_event=on_event,
-                             on_status=on_status, status_every_s=status_s)
+                             on_status=on_status, status_every_s=status_s,
+                             stop=lambda: getattr(sys.stdout, "reader_gone", False))
     if as_json:
         click.echo(json.dumps(summ))
     else:

@@ -112,8 +112,9 @@ class MicSource:
 
 
 def listen(key, source, *, duration_s=None, on_event=None, on_status=None,
-           status_every_s=STATUS_EVERY_S):
-    """Feed `source` through the key's detector until `duration_s` of audio (or forever).
+           status_every_s=STATUS_EVERY_S, stop=None):
+    """Feed `source` through the key's detector until `duration_s` of audio (or forever,
+    or until `stop()` is true: `airmark listen` stops when its reader has gone).
 
     `on_event({"t", "score"})` at each detection (t: seconds of audio since the start, at
     the end of the triggering hop, as `airmark detect`); `on_status({...})` every
@@ -135,6 +136,8 @@ def listen(key, source, *, duration_s=None, on_event=None, on_status=None,
     source.start()
     try:
         while limit is None or fed + hop <= limit:
+            if stop is not None and stop():
+                break
             x = source.read(1.0)
             if x is None:
                 if getattr(source, "finished", False):
