@@ -248,6 +248,30 @@ def test_replay_real_detector_micropython_equals_cpython(mp):
     assert res0.events == [] and detect.detect_samples(quiet, key).events == []
 
 
+def test_replay_of_a_file_converts_it_block_by_block_as_detect_does(mp, tmp_path):
+    """`detect --micropython FILE` writes the replay's 16 kHz WAV block by block from any
+    file: a 44.1 kHz stereo copy of the golden input (longer than one conversion chunk)
+    gives the board the same samples, events and duration as `detect` on CPython."""
+    import json
+
+    import soundfile as sf
+    from scipy import signal
+
+    from airmark import detect
+
+    golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+    key = json.load(open(os.path.join(golden, "key.json")))
+    x, _ = sf.read(os.path.join(golden, "input.wav"), dtype="float64")
+    x = np.concatenate([x, np.zeros(16000), x, x])  # 16 s: two 10 s conversion chunks
+    y = signal.resample_poly(x, 441, 160)
+    wav = str(tmp_path / "m44.wav")
+    sf.write(wav, np.stack([y, y], 1), 44100, subtype="FLOAT")
+    py = detect.detect_file(wav, key)
+    res, _ = detect.detect_file_micropython(wav, key, mp)
+    assert len(py.events) >= 2 and res.events == py.events
+    assert res.summary()["duration_s"] == py.summary()["duration_s"]
+
+
 def test_host_scores_round_as_the_board_prints_them(mp):
     """Scores are q8 fixed point: some are exact ties at 3 decimals (3280/256 = 12.8125).
     The host's events and the board's lines round them the same way (half away from 0)."""

@@ -200,15 +200,34 @@ def replay_script():
     return os.path.join(fw.FIRMWARE_DIR, "airmark_replay.py")
 
 
+def _stream_wav16k(wav, path):
+    """Write the file at `path` as the board hears it into `wav`, block by block; returns
+    the number of samples written."""
+    import soundfile as sf
+
+    n = 0
+    with sf.SoundFile(wav, "w", SAMPLE_RATE_HZ, 1, subtype="PCM_16", format="WAV") as out:
+        for chunk, _, _ in _file_chunks(path):
+            out.write(chunk)
+            n += len(chunk)
+    return n
+
+
 def detect_file_micropython(samples, key, micropython, *, timeout_s=3600):
     """Run the board's replay loop under `micropython` (viper kernels, or ulab where viper is absent).
 
-    Returns (DetectResult without per-hop scores, list of the board's JSON lines).
+    `samples`: 16 kHz mono int16, or the path of any audio file (converted block by block,
+    so its length costs no memory). Returns (DetectResult without per-hop scores, list of
+    the board's JSON lines).
     """
     with tempfile.TemporaryDirectory(prefix="airmark-") as tmp:
         wav = os.path.join(tmp, "in16k.wav")
         keyfile = os.path.join(tmp, "key.json")
-        write_wav16k(wav, samples)
+        if isinstance(samples, (str, os.PathLike)):
+            nsamples = _stream_wav16k(wav, samples)
+        else:
+            write_wav16k(wav, samples)
+            nsamples = len(samples)
         with open(keyfile, "w") as f:
             json.dump(key, f)
         try:
@@ -240,7 +259,7 @@ def detect_file_micropython(samples, key, micropython, *, timeout_s=3600):
               and "score" in ln]
     hop = key["block_samples"] // 2
     res = DetectResult(events, np.zeros(0, dtype=np.float32), hop / SAMPLE_RATE_HZ,
-                       (len(samples) // hop) * hop / SAMPLE_RATE_HZ,  # whole hops, as fed
+                       (nsamples // hop) * hop / SAMPLE_RATE_HZ,  # whole hops, as fed
                        key["key_id"], key["threshold"],
                        key.get("line_enhancer", 0))
     for ln in lines:
