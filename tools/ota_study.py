@@ -30,7 +30,6 @@ any other field of the preset's ChannelConfig (as `airmark simulate --set` does)
 """
 
 import json
-import math
 import os
 import sys
 
@@ -38,6 +37,7 @@ import numpy as np
 
 import toolcli
 from airmark import channel, cmd_simulate, detect, embed, evaluate, fw, keys
+from airmark.clitypes import finite_floats
 from airmark.progress import progress_bar
 
 FS = 16000
@@ -223,11 +223,9 @@ def main(argv=None):
     except TypeError as exc:
         ap.error("--set: a value of the wrong type (%s)" % exc)
     try:
-        azimuths = [float(v) for v in args.azimuths.split(",") if v.strip()]
-    except ValueError:
-        azimuths = [math.nan]
-    if not all(math.isfinite(a) for a in azimuths):
-        ap.error("--azimuths takes numbers separated by commas, not %r" % args.azimuths)
+        azimuths = finite_floats(args.azimuths)
+    except ValueError as exc:
+        ap.error("--azimuths: %s" % exc)
     key = keys.load(args.key) if args.key else keys.generate(seed=5)
     if args.run_blocks < 1:
         ap.error("--run-blocks must be >= 1")

@@ -15,7 +15,6 @@ Next to it, Barron's revised theory for the same room,
 docs/ALGORITHM.md §6 has the table for the default rooms.
 """
 
-import argparse
 import json
 import math
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 
 import toolcli
 from airmark import channel
+from airmark.clitypes import finite_floats
 from airmark.progress import progress_bar
 
 FS = channel.MIC_SAMPLERATE_HZ
@@ -33,10 +33,9 @@ DIRECT_GAP_S = 0.005
 def _floats(text, option):
     """The comma-separated finite numbers of `option`'s value (at least one)."""
     try:
-        vals = [toolcli.finite_float(v) for v in text.split(",") if v.strip()]
-    except argparse.ArgumentTypeError:
-        raise ValueError("%s takes finite numbers separated by commas, not %r" % (option, text)) \
-            from None
+        vals = finite_floats(text)
+    except ValueError as exc:
+        raise ValueError("%s: %s" % (option, exc)) from None
     if not vals:
         raise ValueError("%s needs at least one number" % option)
     return vals

@@ -1,7 +1,6 @@
 """`airmark eval`: detection rate, false alarms, latency and quality over simulated rooms."""
 
 import json
-import math
 import os
 import shlex
 import sys
@@ -9,19 +8,16 @@ import sys
 import click
 
 from . import channel, eval_report, evaluate, keys
-from .clitypes import FINITE
+from .clitypes import FINITE, finite_floats
 from .errors import AirmarkError
 from .progress import progress_bar
 
 
 def _floats(text):
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter("expected comma-separated numbers, not %r" % text)
-    if not all(math.isfinite(v) for v in values):
-        raise click.BadParameter("expected finite numbers, not %r" % text)
-    return values
+        return finite_floats(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _codecs(text):
