@@ -345,3 +345,31 @@ def test_logs_in_missing_directories(tmp_path, capsys):
     one_line_error(capsys, ["monitor", "--log", log], text="cannot write the log")
     one_line_error(capsys, ["monitor", "--duration", "-1"], text="-1.0 is not in the range x>0.0")
     one_line_error(capsys, ["monitor", "--duration", "nan"], text="not a finite number")
+
+
+def test_progress_bars_draw_on_stderr_never_on_stdout(monkeypatch, capsys):
+    """With stderr a terminal and stdout a pipe (`airmark eval ... > report`, or --json read
+    by a script), the bars appear on stderr and stdout holds only what the command prints."""
+    import io
+
+    from airmark import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with progress.progress_bars("one", "two") as (a, b):
+        for i in range(5):
+            a(i + 1, 5)
+            b(i, 5)
+    with progress.progress_bar("three") as c:
+        c(1, 2)
+    assert capsys.readouterr().out == ""
+    assert "one" in term.getvalue() and "three" in term.getvalue()
+    # not a terminal: nothing drawn anywhere
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with progress.progress_bar("four") as d:
+        d(1, 1)
+    assert sys.stderr.getvalue() == "" and capsys.readouterr().out == ""

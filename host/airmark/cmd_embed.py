@@ -1,15 +1,13 @@
 """airmark embed IN OUT --key KEYFILE: watermark an audio file."""
 
-import contextlib
 import json
-import sys
 
 import click
 
 from . import embed as embed_lib
 from . import keys, quality
 from .clitypes import FINITE, FiniteFloat
-from .progress import progress_bar
+from .progress import progress_bar, progress_bars
 
 
 @click.command()
@@ -90,29 +88,12 @@ def _embed_to_quality(infile, outfile, key, floor, start_s, duration_s, strength
             click.echo("strength %+.1f dB: ViSQOL %.3f, under %.2f" % (s, res["min_moslqo"], floor),
                        err=True)
 
-    with _two_bars("embedding", "ViSQOL", disable=as_json) as (update, vq_update):
+    with progress_bars("embedding", "ViSQOL", disable=as_json) as (update, vq_update):
         return quality.embed_to_quality(infile, outfile, key, floor, start_s=start_s,
                                         duration_s=duration_s, strength_db=strength_db,
                                         min_strength_db=min_strength_db, overwrite=force,
                                         on_try=on_try, progress=update,
                                         visqol_progress=vq_update)
-
-
-@contextlib.contextmanager
-def _two_bars(label1, label2, *, disable=False):
-    """progress_bar with two bars in one rich Progress (yields their two updates): rich
-    before 14.1 refuses a second live display while one is active (LiveError)."""
-    if disable or not sys.stderr.isatty():
-        yield (lambda done, total: None), (lambda done, total: None)
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
-                  transient=True) as prog:
-        tasks = [prog.add_task(label, total=1) for label in (label1, label2)]
-        yield tuple(lambda done, total, t=t: prog.update(t, completed=done, total=total)
-                    for t in tasks)
 
 
 def _fmt3(v):
