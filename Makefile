@@ -38,6 +38,7 @@ bench: deps
 	$(PY) tools/bench.py
 	$(PY) tools/bench_host.py
 	micropython tools/bench_viper.py
+	$(PY) tools/thumb_emu.py
 
 corpus: deps
 	PY=$(PY) bash tools/install_deps.sh --corpus

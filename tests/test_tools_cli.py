@@ -21,7 +21,7 @@ import toolcli  # noqa: E402
 
 SCRIPTS = ("bench", "bench_host", "bench_viper", "build_corpus", "calibrate", "demo",
            "golden_check", "make_golden", "measure_quality", "ota_study", "replay",
-           "room_check", "virtual_play")
+           "room_check", "thumb_emu", "virtual_play")
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 
 
@@ -96,6 +96,11 @@ def bad_json(tmp_path):
     ("golden_check", ["--bogus"], "unknown option --bogus"),
     ("golden_check", ["{tmp}"], "key.json: cannot read"),
     ("bench_viper", [GOLDEN + "/key.json"], "runs under MicroPython"),
+    ("thumb_emu", ["{tmp}/none"], "no such golden folder"),
+    ("thumb_emu", [GOLDEN], "the key has no line enhancer"),
+    ("thumb_emu", ["{tmp}"], "key.json: no such key file"),
+    ("thumb_emu", ["--arch", "xtensawin"], "invalid choice"),
+    ("thumb_emu", ["--cost-hops", "-1"], "must be >= 0"),
 ])
 def test_bad_command_lines_and_inputs_are_one_line(tmp_path, empty_corpus, bad_json, name, args,
                                                     says):

@@ -1,0 +1,191 @@
+"""The line enhancer's Thumb hop as the board runs it: mpy-cross compiles
+firmware/airmark_enhancer_thumb.py for armv6m (RP2040) and armv7m (RP2350), and
+tools/thumb_emu.py runs the machine code of its `hop` on an emulated M-profile core (unicorn)
+against the host's numpy enhancer and the committed golden vector, after checking that the
+armv6m code holds only instructions an RP2040's Cortex-M0+ has."""
+
+import array
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from test_enhancer import awkward_signal
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, "tools")
+FIRMWARE = os.path.join(ROOT, "firmware")
+sys.path.insert(0, TOOLS)
+
+import thumb_emu  # noqa: E402
+
+GOLDEN_ENH = os.path.join(ROOT, "tests", "golden-enh")
+ARMV6M = 4  # MP_NATIVE_ARCH_ARMV6M in a .mpy header
+
+
+@pytest.fixture(scope="module")
+def enh():
+    spec = importlib.util.spec_from_file_location("airmark_enhancer_e",
+                                                  os.path.join(FIRMWARE, "airmark_enhancer.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def hop_code(mpy_cross_once):
+    return {arch: thumb_emu.compile_thumb(arch, mpy_cross=mpy_cross_once)
+            for arch in thumb_emu.ARCHES}
+
+
+@pytest.fixture(scope="module")
+def mpy_cross_once():
+    from conftest import require_tool
+
+    return require_tool("mpy-cross")
+
+
+def patched_source(tmp_path, old, new):
+    """A copy of the Thumb module with one line changed, as a wrong edit would."""
+    with open(thumb_emu.THUMB_SOURCE) as f:
+        src = f.read()
+    assert src.count(old) == 1, old
+    path = tmp_path / "airmark_enhancer_thumb.py"
+    path.write_text(src.replace(old, new))
+    return str(path)
+
+
+@pytest.mark.parametrize("arch", sorted(thumb_emu.ARCHES))
+def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, arch):
+    """Every hop's correlations and matched-filter sums, the event and every fixed-point
+    score of tests/golden-enh, with the machine code doing the enhancer's whole hop."""
+    res = thumb_emu.replay_golden(GOLDEN_ENH, hop_code[arch], arch, cost_hops=2)
+    assert res["hops"] == res["expected_hops"] > 600
+    assert res["mismatching_hops"] == 0
+    assert res["events"] == res["expected_events"] and len(res["events"]) == 1
+    assert res["differing_scores"] == 0
+    assert res["cost_hops"] == 2
+    # a 128-point transform each way alone is 7 stages x 64 butterflies
+    assert res["instructions_per_hop"] > 2 * 7 * 64 * 10
+    assert res["m0plus_cycles_per_hop"] > res["instructions_per_hop"]
+
+
+@pytest.mark.parametrize("band_hz", [None, (150, 6000), (3000, 3100)])
+def test_the_thumb_hop_equals_the_numpy_enhancer_hop_by_hop(enh, hop_code, band_hz):
+    """A tone in noise that drops 40 dB and then clips (the AGC steps both ways), over every
+    bin, the key's band and a narrow band: each hop's output and the state at the end."""
+    x = awkward_signal(seconds=2.0, seed=3)
+    ref = enh.LineEnhancer(use_kernels=False, band_hz=band_hz)
+    emu = thumb_emu.ThumbHop(hop_code["armv6m"], enh.LineEnhancer(use_kernels=False,
+                                                                  band_hz=band_hz))
+    want = np.zeros(enh.HOP, dtype=np.int16)
+    got = array.array("h", bytes(2 * enh.HOP))
+    differing = 0
+    gains = set()
+    for i in range(len(x) // enh.HOP):
+        hop = x[i * enh.HOP:(i + 1) * enh.HOP]
+        ref.process(hop, want)
+        emu.process(hop, got)
+        differing += list(got) != want.tolist()
+        gains.add(emu.array("head", "i", 1)[0])
+    assert differing == 0
+    assert len(gains) > 3  # the AGC moved
+    assert list(emu.array("head", "i", len(ref.head))) == list(ref.head)
+    assert list(emu.array("rxx", "i", len(ref.rxx))) == list(ref.rxx)
+    assert list(emu.array("rxy", "i", len(ref.rxy))) == list(ref.rxy)
+    assert list(emu.array("past", "i", len(ref.past))) == list(ref.past)
+    assert list(emu.array("tail", "i", len(ref.tail))) == list(ref.tail)
+
+
+def test_a_wrong_edit_of_the_assembly_is_caught(tmp_path, mpy_cross_once):
+    """A butterfly that rounds its product half down instead of half up: the golden replay
+    must fail."""
+    src = patched_source(tmp_path, "    sub(r6, r6, r7)\n    add(r6, 64)\n    asr(r6, r6, 7)          # tr",
+                         "    sub(r6, r6, r7)\n    add(r6, 63)\n    asr(r6, r6, 7)          # tr")
+    code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    res = thumb_emu.replay_golden(GOLDEN_ENH, code, "armv6m", cost_hops=0)
+    assert res["mismatching_hops"] > 0
+
+
+def test_thumb2_is_refused_for_the_rp2040_and_run_for_the_rp2350(tmp_path, mpy_cross_once, enh):
+    """add.w is Thumb-2: an RP2040 would fault on it. The emulator's core would run it, so
+    the tool refuses armv6m code that holds it; the RP2350's armv7m build runs it."""
+    src = patched_source(tmp_path, "    push({r4, r5, r6, r7})\n    str(r1, [r0, 60])",
+                         "    push({r4, r5, r6, r7})\n    data(2, 0xF104, 0x0400)\n"
+                         "    str(r1, [r0, 60])")  # add.w r4, r4, #0 (r4 is free here)
+    v6 = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    bad = thumb_emu.thumb1_violations(v6)
+    assert [enc for _, enc in bad] == ["f104 0400"]
+    with pytest.raises(thumb_emu.ToolError, match="ARMv6-M core lacks"):
+        thumb_emu.ThumbHop(v6, enh.LineEnhancer(use_kernels=False))
+    v7 = thumb_emu.compile_thumb("armv7m", source=src, mpy_cross=mpy_cross_once)
+    x = awkward_signal(seconds=0.1, seed=5)[:enh.HOP]
+    out = array.array("h", bytes(2 * enh.HOP))
+    m33 = thumb_emu.ThumbHop(v7, enh.LineEnhancer(use_kernels=False), arch="armv7m")
+    for _ in range(3):
+        m33.process(x, out)
+    ref = enh.LineEnhancer(use_kernels=False)
+    want = np.zeros(enh.HOP, dtype=np.int16)
+    for _ in range(3):
+        ref.process(x, want)
+    assert list(out) == want.tolist() and any(out)
+
+
+def test_the_firmwares_armv6m_hop_is_thumb1_and_uses_bl(hop_code):
+    assert thumb_emu.thumb1_violations(hop_code["armv6m"]) == []
+    # cbz, cbnz, it and a Thumb-2 load are caught; bl is not
+    assert [o for o, _ in thumb_emu.thumb1_violations(
+        bytes.fromhex("00b1" "00b9" "08bf" "d0f80000" "00f000f8" "0120"))] == [0, 2, 4, 6]
+
+
+def test_the_mpy_reader_finds_both_asm_functions(tmp_path, mpy_cross_once):
+    import subprocess
+
+    out = tmp_path / "t.mpy"
+    subprocess.run([mpy_cross_once, "-march=armv6m", "-o", str(out), thumb_emu.THUMB_SOURCE],
+                   check=True)
+    data = out.read_bytes()
+    arch, funcs = thumb_emu.read_mpy(data)
+    assert arch == ARMV6M
+    asm = [(f.n_args, len(f.code)) for f in funcs if f.kind == thumb_emu.KIND_ASM]
+    assert [n for n, _ in asm] == [4, 1]  # hop, then _addr
+    assert asm[0][1] > 1000 and asm[1][1] < 16
+    # Python functions are bytecode
+    assert sum(f.kind == thumb_emu.KIND_BYTECODE for f in funcs) >= 5
+    with pytest.raises(ValueError, match="truncated"):
+        thumb_emu.read_mpy(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="not a .mpy"):
+        thumb_emu.read_mpy(b"MX\x10\x1f")
+
+
+def test_the_cycle_model_follows_the_cortex_m0plus_timings():
+    c = thumb_emu.m0plus_cycles
+    assert c(0x1840, False) == 1  # adds r0, r0, r1
+    assert c(0x6808, False) == 2  # ldr r0, [r1]
+    assert c(0x5888, False) == 2  # ldr r0, [r1, r2]
+    assert c(0x8808, False) == 2  # ldrh r0, [r1]
+    assert c(0x9800, False) == 2  # ldr r0, [sp]
+    assert c(0xC93C, False) == 5  # ldmia r1!, {r2-r5}
+    assert c(0xB5F0, False) == 6  # push {r4-r7, lr}
+    assert c(0xBDF0, False) == 7  # pop {r4-r7, pc}
+    assert c(0xBCF0, False) == 5  # pop {r4-r7}
+    assert c(0xD001, True) == 2 and c(0xD001, False) == 1  # beq
+    assert c(0xE7FE, True) == 2  # b
+    assert c(0x4770, True) == 2  # bx lr
+    assert c(0x4348, False) == 1  # muls: the RP2040's single-cycle multiplier
+
+
+def test_the_tool_prints_its_verdict_and_cost_as_json(mpy_cross_once):
+    import json
+    import subprocess
+
+    r = subprocess.run([sys.executable, os.path.join(TOOLS, "thumb_emu.py"), "--json",
+                        "--cost-hops", "1", "--arch", "armv7m"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["pass"] is True and res["isa"].startswith("ARMv7-M")
+    assert res["mismatching_hops"] == 0 and res["cost_hops"] == 1
+    assert res["m0plus_cycles_per_hop"] >= res["instructions_per_hop"] > 0
