@@ -97,3 +97,29 @@ def test_golden_check_tool_runs_and_can_fail(tmp_path):
     bad = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "golden_check.py"), str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "FAIL hop 300" in bad.stdout
+
+
+@pytest.mark.parametrize("golden", GOLDEN_DIRS + [GOLDEN_ENH])
+def test_make_golden_from_a_committed_vector_rewrites_it_byte_for_byte(tmp_path, golden):
+    """`make_golden.py --from DIR` keeps DIR's key and input and computes the expected
+    integers again: on unchanged code every file comes out identical, so the tool is how a
+    deliberate change to the integers updates the committed vectors."""
+    out = tmp_path / "g"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_golden.py"),
+                        "--from", golden, str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for name in ("key.json", "input.wav", "expected.json"):
+        with open(os.path.join(golden, name), "rb") as a, open(out / name, "rb") as b:
+            assert a.read() == b.read(), name
+    # and a changed input changes the expectation (the tool computes, it does not copy)
+    x, fs = sf.read(os.path.join(golden, "input.wav"), dtype="int16")
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(os.path.join(golden, "key.json"), "rb") as f:
+        (src / "key.json").write_bytes(f.read())
+    sf.write(str(src / "input.wav"), (x // 2).astype(np.int16), fs, subtype="PCM_16")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_golden.py"),
+                        "--from", str(src)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(golden, "expected.json")) as f:
+        assert json.load(f)["hops"] != json.loads((src / "expected.json").read_text())["hops"]

@@ -2,9 +2,17 @@
 
 Usage: python tools/make_golden.py [OUT_DIR] [--line-enhancer]
        (default tests/golden, or tests/golden-enh with --line-enhancer)
+       python tools/make_golden.py --from GOLDEN_DIR [OUT_DIR]
 
 --line-enhancer writes tests/golden's key and input with the key's line enhancer on
 (tests/golden-enh): the same mark, the detector's integers through airmark_enhancer.
+
+--from GOLDEN_DIR keeps that vector's key and input and computes its expected integers
+again (into OUT_DIR, default GOLDEN_DIR itself): after a deliberate change to the
+detector's integers, this is how the committed vectors (tests/golden, tests/golden-dw1,
+tests/golden-enh) are brought up to date. Unchanged code writes them byte for byte.
+A new vector (without --from) is made with the current key defaults and test signals,
+so it differs from the committed ones, whose keys predate later defaults.
 
 Stored per hop: the correlation c and matched-filter sum of every lag pair and the
 fixed-point score (score_q8 = 256 x score). The input is 5 s of a deterministic music-like signal with a reference mark at 1.5 s
@@ -28,9 +36,22 @@ import toolcli  # noqa: E402
 from airmark import fsutil, fw  # noqa: E402
 
 
-def main(out_dir, line_enhancer=False):
+def main(out_dir, line_enhancer=False, source=None):
+    if source is not None:
+        from airmark import keys
+
+        key = toolcli.load_json(os.path.join(source, "key.json"), "key file")
+        try:
+            keys.validate(key)
+            x, rate = sf.read(os.path.join(source, "input.wav"), dtype="int16")
+        except (keys.AirmarkError, RuntimeError, OSError) as exc:
+            raise toolcli.ToolError("%s: %s" % (source, exc)) from None
+        if rate != 16000 or x.ndim != 1:
+            raise toolcli.ToolError("%s/input.wav: not 16 kHz mono" % source)
     toolcli.make_dir(out_dir)
-    if line_enhancer:
+    if source is not None:
+        pass
+    elif line_enhancer:
         from airmark import keys
 
         gold = os.path.join(ROOT, "tests", "golden")
@@ -70,7 +91,17 @@ def cli(argv=None):
                     "--line-enhancer)")
     ap.add_argument("--line-enhancer", action="store_true",
                     help="tests/golden's key and input with the key's line enhancer on")
+    ap.add_argument("--from", dest="source", metavar="GOLDEN_DIR",
+                    help="keep this vector's key and input; compute its expected integers "
+                    "again (into OUT_DIR, default GOLDEN_DIR)")
     a = ap.parse_args(argv)
+    if a.source is not None:
+        if a.line_enhancer:
+            ap.error("--from keeps the vector's own key; leave out --line-enhancer")
+        if not os.path.isdir(a.source):
+            raise toolcli.ToolError("%s: no such golden folder" % a.source)
+        main(a.out_dir or a.source, source=a.source)
+        return 0
     default = "golden-enh" if a.line_enhancer else "golden"
     main(a.out_dir or os.path.join(ROOT, "tests", default), a.line_enhancer)
     return 0
