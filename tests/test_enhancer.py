@@ -255,20 +255,16 @@ def test_keygen_line_enhancer_option(tmp_path):
     assert rec["line_enhancer"] == 1
 
 
-def test_thumb_fft_tables_and_walk_match_the_fft(enh, monkeypatch):
+def test_thumb_fft_tables_and_walk_match_the_fft(enh):
     """The Thumb module's stage tables and the order its fft walks them (modelled here
-    in Python: its assembly runs only on ARM, where it was checked bit for bit on an
-    emulated RP2040) give the enhancer's FFT, forward and inverse."""
+    in Python; the machine code itself runs in tests/test_thumb_emu.py) give the
+    enhancer's FFT, forward and inverse."""
     import sys
-    import types
 
-    fake = types.ModuleType("micropython")
-    fake.asm_thumb = lambda f: f
-    monkeypatch.setitem(sys.modules, "micropython", fake)
-    spec = importlib.util.spec_from_file_location(
-        "airmark_enhancer_thumb_t", os.path.join(FIRMWARE, "airmark_enhancer_thumb.py"))
-    thumb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(thumb)
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import thumb_emu
+
+    thumb = thumb_emu.load_thumb_module()
 
     def fft_model(z, stw):
         """The assembly's walk: seven stages, half = 1..64, one twiddle pointer running

@@ -5,33 +5,22 @@ against the host's numpy enhancer and the committed golden vector, after checkin
 armv6m code holds only instructions an RP2040's Cortex-M0+ has."""
 
 import array
-import importlib.util
 import os
 import sys
 
 import numpy as np
 import pytest
 
-from test_enhancer import awkward_signal
+from test_enhancer import awkward_signal, enh  # noqa: F401 (enh: a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
-FIRMWARE = os.path.join(ROOT, "firmware")
 sys.path.insert(0, TOOLS)
 
 import thumb_emu  # noqa: E402
 
 GOLDEN_ENH = os.path.join(ROOT, "tests", "golden-enh")
 ARMV6M = 4  # MP_NATIVE_ARCH_ARMV6M in a .mpy header
-
-
-@pytest.fixture(scope="module")
-def enh():
-    spec = importlib.util.spec_from_file_location("airmark_enhancer_e",
-                                                  os.path.join(FIRMWARE, "airmark_enhancer.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
