@@ -459,8 +459,11 @@ def main(argv=None):
         import unicorn  # noqa: F401
     except ImportError:
         raise ToolError("unicorn is not installed (pip install unicorn; `make deps`)") from None
+    from airmark.progress import progress_bar
+
     code = compile_thumb(args.arch)
-    res = replay_golden(args.golden, code, args.arch, args.cost_hops)
+    with progress_bar("Thumb hop, emulated") as update:  # on stderr, when it is a terminal
+        res = replay_golden(args.golden, code, args.arch, args.cost_hops, progress=update)
     ok = (res["mismatching_hops"] == 0 and res["differing_scores"] == 0
           and res["events"] == res["expected_events"])
     res["pass"] = ok
