@@ -1,10 +1,13 @@
-"""The line enhancer's Thumb hop as the board runs it: mpy-cross compiles
-firmware/airmark_enhancer_thumb.py for armv6m (RP2040) and armv7m (RP2350), and
-tools/thumb_emu.py runs the machine code of its `hop` on an emulated M-profile core (unicorn)
-against the host's numpy enhancer and the committed golden vector, after checking that the
-armv6m code holds only instructions an RP2040's Cortex-M0+ has."""
+"""The board's machine code, run without a board: mpy-cross compiles the detector's viper
+kernels (firmware/airmark_viper.py) and the line enhancer's Thumb hop
+(firmware/airmark_enhancer_thumb.py) for armv6m (RP2040) and armv7m (RP2350), and
+tools/thumb_emu.py runs that code on an emulated M-profile core (unicorn), with the part of
+MicroPython's runtime that viper calls answered in Python, against the committed golden
+vectors and the host's numpy core, after checking that the armv6m code holds only
+instructions an RP2040's Cortex-M0+ has."""
 
 import array
+import json
 import os
 import sys
 
@@ -19,6 +22,8 @@ sys.path.insert(0, TOOLS)
 
 import thumb_emu  # noqa: E402
 
+GOLDEN = os.path.join(ROOT, "tests", "golden")
+GOLDEN_DW1 = os.path.join(ROOT, "tests", "golden-dw1")
 GOLDEN_ENH = os.path.join(ROOT, "tests", "golden-enh")
 ARMV6M = 4  # MP_NATIVE_ARCH_ARMV6M in a .mpy header
 
@@ -26,6 +31,12 @@ ARMV6M = 4  # MP_NATIVE_ARCH_ARMV6M in a .mpy header
 @pytest.fixture(scope="module")
 def hop_code(mpy_cross_once):
     return {arch: thumb_emu.compile_thumb(arch, mpy_cross=mpy_cross_once)
+            for arch in thumb_emu.ARCHES}
+
+
+@pytest.fixture(scope="module")
+def viper_code(mpy_cross_once):
+    return {arch: thumb_emu.compile_viper(arch, mpy_cross=mpy_cross_once)
             for arch in thumb_emu.ARCHES}
 
 
@@ -47,18 +58,97 @@ def patched_source(tmp_path, old, new):
 
 
 @pytest.mark.parametrize("arch", sorted(thumb_emu.ARCHES))
-def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, arch):
+def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, viper_code, arch):
     """Every hop's correlations and matched-filter sums, the event and every fixed-point
-    score of tests/golden-enh, with the machine code doing the enhancer's whole hop."""
-    res = thumb_emu.replay_golden(GOLDEN_ENH, hop_code[arch], arch, cost_hops=2)
-    assert res["hops"] == res["expected_hops"] > 600
+    score of tests/golden-enh, with machine code doing the enhancer's whole hop and the
+    detector's kernels."""
+    res = thumb_emu.replay_golden(GOLDEN_ENH, arch, cost_hops=2, thumb_code=hop_code[arch],
+                                  viper_codes=viper_code[arch])
+    assert res["line_enhancer"] and res["hops"] == res["expected_hops"] > 600
     assert res["mismatching_hops"] == 0
     assert res["events"] == res["expected_events"] and len(res["events"]) == 1
     assert res["differing_scores"] == 0
     assert res["cost_hops"] == 2
     # a 128-point transform each way alone is 7 stages x 64 butterflies
-    assert res["instructions_per_hop"] > 2 * 7 * 64 * 10
-    assert res["m0plus_cycles_per_hop"] > res["instructions_per_hop"]
+    assert res["enhancer_instructions_per_hop"] > 2 * 7 * 64 * 10
+    assert res["enhancer_m0plus_cycles_per_hop"] > res["enhancer_instructions_per_hop"]
+    assert res["kernel_calls"] == 3 * res["hops"]
+
+
+@pytest.mark.parametrize("arch, golden", [("armv6m", GOLDEN), ("armv6m", GOLDEN_DW1),
+                                          ("armv7m", GOLDEN)])
+def test_the_compiled_viper_kernels_replay_the_golden_vectors(viper_code, arch, golden):
+    """The plain keys' path on a board: the three viper kernels as armv6m/armv7m machine
+    code with 32-bit machine ints, every integer of the vector."""
+    res = thumb_emu.replay_golden(golden, arch, cost_hops=1, viper_codes=viper_code[arch])
+    assert not res["line_enhancer"] and res["hops"] == res["expected_hops"] > 600
+    assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
+    assert res["events"] == res["expected_events"] and len(res["events"]) == 1
+    assert res["kernel_calls"] == 3 * res["hops"]
+    assert res["kernels_m0plus_cycles_per_hop"] > res["kernels_instructions_per_hop"] > 1000
+
+
+@pytest.mark.parametrize("line_enhancer", [False, True])
+def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, line_enhancer):
+    """--key: the golden input through a default-shaped key (six lag periods, not the
+    golden keys' three), compared hop by hop with the host's numpy core."""
+    from airmark import keys
+
+    key = keys.generate(11, line_enhancer=line_enhancer)
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(key))
+    assert key["lag_periods"] == 6
+    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=1, key_path=str(path),
+                                  viper_codes=viper_code["armv6m"],
+                                  thumb_code=hop_code["armv6m"])
+    assert res["line_enhancer"] == line_enhancer
+    assert res["hops"] == res["expected_hops"] > 600
+    assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
+    assert res["events"] == res["expected_events"]
+
+
+def test_a_wrong_edit_of_a_viper_kernel_is_caught(tmp_path, mpy_cross_once):
+    """The feature's comparison made non-strict: the replay must fail."""
+    with open(thumb_emu.VIPER_SOURCE) as f:
+        src = f.read()
+    old = "            if a + a1 < b + b1:"
+    assert src.count(old) == 1
+    path = tmp_path / "airmark_viper.py"
+    path.write_text(src.replace(old, "            if a + a1 <= b + b1:"))
+    codes = thumb_emu.compile_viper("armv6m", source=str(path), mpy_cross=mpy_cross_once)
+    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=codes)
+    assert res["mismatching_hops"] > 0
+
+
+def test_the_runtime_shim_answers_what_viper_calls_and_refuses_the_rest(tmp_path,
+                                                                         mpy_cross_once):
+    """Argument conversion, boxing an int result, None, and floor division and modulo
+    with Python's signs; a global lookup is refused in one line."""
+    src = tmp_path / "k.py"
+    src.write_text(
+        "import micropython\n"
+        "LIMIT = 3\n"
+        "@micropython.viper\n"
+        "def divmod_sum(buf: ptr32, n: int, d: int) -> int:\n"
+        "    buf[0] = n // d\n"
+        "    buf[1] = n % d\n"
+        "    return int(buf[0]) * 1000 + int(buf[1])\n"
+        "@micropython.viper\n"
+        "def nothing(buf: ptr8):\n"
+        "    buf[0] = 7\n"
+        "@micropython.viper\n"
+        "def uses_a_global(n: int) -> int:\n"
+        "    return n + int(LIMIT)\n")
+    codes = thumb_emu.compile_viper("armv6m", source=str(src), mpy_cross=mpy_cross_once)
+    assert list(codes) == ["divmod_sum", "nothing", "uses_a_global"]
+    k = thumb_emu.ViperKernels(codes, thumb_emu.Machine("armv6m"))
+    buf = array.array("i", [0, 0])
+    assert k.divmod_sum(buf, -7, 2) == -4 * 1000 + 1 and list(buf) == [-4, 1]
+    assert k.divmod_sum(buf, 7, -2) == -4 * 1000 - 1 and list(buf) == [-4, -1]
+    b8 = bytearray(2)
+    assert k.nothing(b8) is None and b8 == bytearray([7, 0])
+    with pytest.raises(thumb_emu.ToolError, match=r"mp_fun_table entry \d+, which the emulator"):
+        k.uses_a_global(1)
 
 
 def worst_case(kind, seconds=2.0):
@@ -112,7 +202,7 @@ def test_a_wrong_edit_of_the_assembly_is_caught(tmp_path, mpy_cross_once):
     src = patched_source(tmp_path, "    sub(r6, r6, r7)\n    add(r6, 64)\n    asr(r6, r6, 7)          # tr",
                          "    sub(r6, r6, r7)\n    add(r6, 63)\n    asr(r6, r6, 7)          # tr")
     code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
-    res = thumb_emu.replay_golden(GOLDEN_ENH, code, "armv6m", cost_hops=0)
+    res = thumb_emu.replay_golden(GOLDEN_ENH, "armv6m", cost_hops=0, thumb_code=code)
     assert res["mismatching_hops"] > 0
 
 
@@ -185,7 +275,6 @@ def test_the_cycle_model_follows_the_cortex_m0plus_timings():
 
 
 def test_the_tool_prints_its_verdict_and_cost_as_json(mpy_cross_once):
-    import json
     import subprocess
 
     r = subprocess.run([sys.executable, os.path.join(TOOLS, "thumb_emu.py"), "--json",
@@ -195,4 +284,5 @@ def test_the_tool_prints_its_verdict_and_cost_as_json(mpy_cross_once):
     res = json.loads(r.stdout)
     assert res["pass"] is True and res["isa"].startswith("ARMv7-M")
     assert res["mismatching_hops"] == 0 and res["cost_hops"] == 1
-    assert res["m0plus_cycles_per_hop"] >= res["instructions_per_hop"] > 0
+    assert res["enhancer_m0plus_cycles_per_hop"] >= res["enhancer_instructions_per_hop"] > 0
+    assert res["kernels_m0plus_cycles_per_hop"] >= res["kernels_instructions_per_hop"] > 0

@@ -1,6 +1,7 @@
 """Run the line enhancer's Thumb hop as machine code on an emulated Cortex-M, without a board.
 
-Usage: python tools/thumb_emu.py [GOLDEN_DIR] [--arch armv6m|armv7m] [--cost-hops N] [--json]
+Usage: python tools/thumb_emu.py [GOLDEN_DIR] [--key KEYFILE] [--arch armv6m|armv7m]
+                                 [--cost-hops N] [--json]
 
 mpy-cross compiles firmware/airmark_enhancer_thumb.py as `airmark flash` does (armv6m for
 the RP2040, armv7m for the RP2350); this reads the machine code of its `hop` function out
@@ -31,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FIRMWARE = os.path.join(ROOT, "firmware")
 THUMB_SOURCE = os.path.join(FIRMWARE, "airmark_enhancer_thumb.py")
+VIPER_SOURCE = os.path.join(FIRMWARE, "airmark_viper.py")
 sys.path.insert(0, FIRMWARE)
 sys.path.insert(0, HERE)
 
@@ -53,12 +55,13 @@ RETURN_ADDR = RAM_BASE + RAM_SIZE - 32  # hop returns here; the run stops there
 # ---- .mpy files -------------------------------------------------------------------------
 class MpyFunction:
     """One function's raw code from a .mpy file: kind, positional argument count (asm
-    functions) and the bytes (machine code for native kinds)."""
+    functions), scope flags (native kinds) and the bytes (machine code for native kinds)."""
 
-    def __init__(self, kind, n_args, code):
+    def __init__(self, kind, n_args, code, flags=0):
         self.kind = kind
         self.n_args = n_args
         self.code = code
+        self.flags = flags
 
 
 class _Reader:
@@ -125,6 +128,7 @@ def _read_raw_code(r, funcs):
     has_children = (kind_len >> 2) & 1
     code = r.bytes(kind_len >> 3)
     n_args = 0
+    flags = 0
     if kind == KIND_NATIVE:
         r.uint()  # prelude offset
     elif kind in (KIND_VIPER, KIND_ASM):
@@ -147,17 +151,16 @@ def _read_raw_code(r, funcs):
         else:
             n_args = r.uint()
             r.uint()  # type signature
-    funcs.append(MpyFunction(kind, n_args, code))
+    funcs.append(MpyFunction(kind, n_args, code, flags))
     if has_children:
         for _ in range(r.uint()):
             _read_raw_code(r, funcs)
 
 
-def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
-    """The machine code of the Thumb module's `hop` (its only 4-argument asm function),
-    compiled by mpy-cross for `arch` as `airmark flash` does."""
+def compile_module(source, arch="armv6m", mpy_cross="mpy-cross"):
+    """The functions of `source` as mpy-cross compiles it for `arch` (read_mpy)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "thumb.mpy")
+        out = os.path.join(tmp, "module.mpy")
         try:
             p = subprocess.run([mpy_cross, "-march=" + arch, "-o", out, source],
                                capture_output=True, text=True)
@@ -166,8 +169,14 @@ def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
         if p.returncode != 0:
             raise ToolError("mpy-cross failed: %s" % (p.stderr.strip().splitlines() or ["?"])[-1])
         with open(out, "rb") as f:
-            _, funcs = read_mpy(f.read())
-    hops = [f for f in funcs if f.kind == KIND_ASM and f.n_args == 4]
+            return read_mpy(f.read())[1]
+
+
+def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
+    """The machine code of the Thumb module's `hop` (its only 4-argument asm function),
+    compiled by mpy-cross for `arch` as `airmark flash` does."""
+    hops = [f for f in compile_module(source, arch, mpy_cross)
+            if f.kind == KIND_ASM and f.n_args == 4]
     if len(hops) != 1:
         raise ToolError("expected one 4-argument asm function in %s, found %d"
                         % (os.path.basename(source), len(hops)))
@@ -247,30 +256,183 @@ def m0plus_cycles(hw, taken):
     return 1
 
 
-# ---- the emulated hop -------------------------------------------------------------------
-class ThumbHop:
-    """The line enhancer's state and tables in emulated RAM and `hop`'s machine code run on
-    them: process(x, out) is LineEnhancer.process on a board where the Thumb module loads.
-    `enhancer` is a fresh airmark_enhancer.LineEnhancer (numpy); its tables, band and zeroed
-    state arrays are copied in."""
+# ---- the emulated machine ---------------------------------------------------------------
+# MicroPython's native-code ABI, as far as viper functions use it: a function is called as
+# f(fun_obj, n_args, n_kw, args); its prologue finds mp_fun_table through
+# fun_obj->context->constants.obj_table[i] and calls the runtime through that table.
+FUN_CONTEXT_WORD = 1  # mp_obj_fun_bc_t: base, context, ...
+CONTEXT_WORDS = 4  # mp_module_context_t: base, globals, qstr_table, obj_table
+OBJ_TABLE_WORDS = 64
+F_CONST_NONE, F_CONST_FALSE, F_CONST_TRUE = 0, 1, 2  # mp_fun_table's data words
+F_CONVERT_OBJ_TO_NATIVE, F_CONVERT_NATIVE_TO_OBJ = 3, 4
+F_SMALL_INT_FLOOR_DIVIDE, F_SMALL_INT_MODULO = 46, 47
+FUN_TABLE_WORDS = 96
+NONE_OBJ, FALSE_OBJ, TRUE_OBJ = 0x10000008, 0x10000010, 0x10000018  # never dereferenced
+BUFFER_HANDLES = 0x30000000  # fake objects for buffers: handle -> emulated data address
+# RP2040 cycles charged for a runtime function the emulator answers in Python, with the
+# stub's return: argument conversion (an int, or a buffer's address through its type),
+# boxing the result, and a division on the RP2040's hardware divider. Estimates, not counts.
+RUNTIME_CYCLES = {F_CONVERT_OBJ_TO_NATIVE: 40, F_CONVERT_NATIVE_TO_OBJ: 20,
+                  F_SMALL_INT_FLOOR_DIVIDE: 30, F_SMALL_INT_MODULO: 30}
 
-    def __init__(self, code, enhancer, arch="armv6m"):
+
+class Machine:
+    """An emulated Cortex-M with RAM at the RP2040's SRAM address, a stack, and the part of
+    MicroPython's runtime that viper code calls (mp_fun_table: argument conversion, boxing,
+    small-int division), answered in Python. Counts instructions and Cortex-M0+ cycles
+    while `counting` is set."""
+
+    def __init__(self, arch="armv6m"):
         import unicorn
         from unicorn import arm_const
 
         if arch not in ARCHES:
             raise ToolError("unknown --arch %s (%s)" % (arch, ", ".join(ARCHES)))
+        self.arch = arch
+        self._arm = arm_const
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+        self.uc.mem_map(RAM_BASE, RAM_SIZE)
+        self._next = RAM_BASE
+        self.uc.mem_write(RETURN_ADDR, b"\x00\xbf\x00\xbf")  # nop; nop (never executed)
+        # the runtime: one `bx lr` stub per mp_fun_table entry; a hook answers each call
+        self._stubs = self.place(b"\x70\x47" * FUN_TABLE_WORDS)
+        table = array.array("I", (self._stubs + 2 * i + 1 for i in range(FUN_TABLE_WORDS)))
+        table[F_CONST_NONE], table[F_CONST_FALSE], table[F_CONST_TRUE] = NONE_OBJ, FALSE_OBJ, TRUE_OBJ
+        fun_table = self.place(table.tobytes())
+        obj_table = self.place(array.array("I", [fun_table] * OBJ_TABLE_WORDS).tobytes())
+        qstr_table = self.place(bytes(64))
+        context = self.place(array.array("I", [0, 0, qstr_table, obj_table]).tobytes())
+        self.fun_obj = self.place(array.array("I", [0, context, 0, 0]).tobytes())
+        self.args_addr = self.place(bytes(4 * 16))
+        self.uc.hook_add(unicorn.UC_HOOK_CODE, self._runtime, begin=self._stubs,
+                         end=self._stubs + 2 * FUN_TABLE_WORDS - 1)
+        self._handles = {}
+        self.returned = None
+        self.counting = False
+        self._count_hook = None
+        self._pending = None
+        self.instructions = 0
+        self.cycles = 0
+        self.runtime_calls = 0
+
+    def place(self, data):
+        """Copy `data` into fresh RAM (8-byte aligned); its address."""
+        a = (self._next + 7) & ~7
+        if a + len(data) > STACK_TOP - 8192:
+            raise ToolError("the arrays do not fit the emulated RAM")
+        self.uc.mem_write(a, bytes(data))
+        self._next = a + len(data)
+        return a
+
+    def read(self, addr, n):
+        return bytes(self.uc.mem_read(addr, n))
+
+    def write(self, addr, data):
+        self.uc.mem_write(addr, bytes(data))
+
+    def buffer_handle(self, addr):
+        """A fake object standing for a buffer whose data is at `addr` (viper's ptr8/16/32
+        arguments convert it back)."""
+        h = BUFFER_HANDLES + 16 * len(self._handles)
+        self._handles[h] = addr
+        return h
+
+    def call(self, code_addr, regs, what):
+        """Run the function at `code_addr` with r0..r3 = regs until it returns; r0."""
+        arm = self._arm
+        uc = self.uc
+        for reg, v in zip((arm.UC_ARM_REG_R0, arm.UC_ARM_REG_R1, arm.UC_ARM_REG_R2,
+                           arm.UC_ARM_REG_R3), regs):
+            uc.reg_write(reg, v & 0xFFFFFFFF)
+        uc.reg_write(arm.UC_ARM_REG_SP, STACK_TOP)
+        uc.reg_write(arm.UC_ARM_REG_LR, RETURN_ADDR | 1)
+        if self.counting and self._count_hook is None:
+            self._count_hook = uc.hook_add(_unicorn_hook_code(), self._count)
+        elif not self.counting and self._count_hook is not None:
+            uc.hook_del(self._count_hook)
+            self._count_hook = None
+        try:
+            uc.emu_start(code_addr | 1, RETURN_ADDR)
+        except ToolError:
+            raise
+        except Exception as exc:  # unicorn.UcError: an undefined instruction, a bad access
+            pc = uc.reg_read(arm.UC_ARM_REG_PC)
+            raise RuntimeError("%s faulted at code offset %#x: %s"
+                               % (what, pc - code_addr, exc)) from None
+        finally:
+            self._settle(RETURN_ADDR)
+        if uc.reg_read(arm.UC_ARM_REG_SP) != STACK_TOP:
+            raise RuntimeError("%s left the stack unbalanced" % what)
+        return uc.reg_read(arm.UC_ARM_REG_R0)
+
+    def _runtime(self, uc, address, _size, _user):
+        arm = self._arm
+        i = (address - self._stubs) // 2
+        r0 = uc.reg_read(arm.UC_ARM_REG_R0)
+        r1 = uc.reg_read(arm.UC_ARM_REG_R1)
+        if i == F_CONVERT_OBJ_TO_NATIVE:
+            if r0 in self._handles:
+                res = self._handles[r0]
+            elif r0 & 1:  # a small int
+                res = _signed(r0) >> 1
+            else:
+                raise ToolError("viper code converted an unknown object %#x" % r0)
+        elif i == F_CONVERT_NATIVE_TO_OBJ:
+            self.returned = _signed(r0)
+            res = (r0 << 1) | 1
+        elif i in (F_SMALL_INT_FLOOR_DIVIDE, F_SMALL_INT_MODULO):
+            n, d = _signed(r0), _signed(r1)
+            if d == 0:
+                raise ToolError("viper code divided by zero")
+            res = n // d if i == F_SMALL_INT_FLOOR_DIVIDE else n % d
+        else:
+            uc.emu_stop()
+            raise ToolError("viper code called mp_fun_table entry %d, which the emulator "
+                            "does not provide" % i)
+        uc.reg_write(arm.UC_ARM_REG_R0, res & 0xFFFFFFFF)
+        self.runtime_calls += 1
+        if self.counting:
+            self.cycles += RUNTIME_CYCLES[i]
+
+    def _settle(self, address):
+        if self._pending is not None:
+            prev, size, hw = self._pending
+            self.cycles += m0plus_cycles(hw, address != prev + size)
+            self._pending = None
+
+    def _count(self, uc, address, size, _user):
+        self._settle(address)
+        hw = int.from_bytes(uc.mem_read(address, 2), "little")
+        if size == 4 and self.arch == "armv6m":
+            hw2 = int.from_bytes(uc.mem_read(address + 2, 2), "little")
+            if not ((hw >> 11) == 0x1E and (hw2 >> 14) == 0x3 and (hw2 >> 12) & 1):
+                uc.emu_stop()
+                raise ToolError("an instruction an ARMv6-M core lacks ran at %#x: %04x %04x"
+                                % (address, hw, hw2))
+        self._pending = (address, size, hw)
+        self.instructions += 1
+
+
+def _signed(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+# ---- the enhancer's hop -----------------------------------------------------------------
+class ThumbHop:
+    """The line enhancer's state and tables in emulated RAM and `hop`'s machine code run on
+    them: process(x, out) is LineEnhancer.process on a board where the Thumb module loads.
+    `enhancer` is a fresh airmark_enhancer.LineEnhancer (numpy); its tables, band and zeroed
+    state arrays are copied in. `machine` may be shared with the detector's kernels."""
+
+    def __init__(self, code, enhancer, arch="armv6m", machine=None):
         if arch == "armv6m":
             bad = thumb1_violations(code)
             if bad:
                 raise ToolError("the Thumb hop has %d instruction(s) an ARMv6-M core lacks, "
                                 "the first at byte %d: %s" % (len(bad), bad[0][0], bad[0][1]))
-        self._arm = arm_const
-        self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
-        self.uc.mem_map(RAM_BASE, RAM_SIZE)
-        self._next = RAM_BASE
-        self.code_addr = self._place(bytes(code))
-        self.uc.mem_write(RETURN_ADDR, b"\x00\xbf\x00\xbf")  # nop; nop (never executed)
+        m = self.machine = machine or Machine(arch)
+        self.code_addr = m.place(code)
         thumb = load_thumb_module()
         e = enhancer
         twf = thumb.stage_twiddles(e.twiddles, False)
@@ -282,7 +444,7 @@ class ThumbHop:
                           ("twf", twf), ("twi", twi), ("spec", e.spec), ("tw", stw),
                           ("past", e.past), ("rxy", e.rxy), ("rxx", e.rxx), ("rev", e.bitrev),
                           ("win", e.window), ("tail", e.tail)):
-            addr[name] = self._place(_bytes_of(arr))
+            addr[name] = m.place(_bytes_of(arr))
         self.addr = addr
         block = array.array("i", (0 for _ in range(thumb.B_SIZE)))
         for i, name in ((thumb.B_XIN, "xin"), (thumb.B_HEAD, "head"), (thumb.B_WREV, "wrev"),
@@ -293,70 +455,166 @@ class ThumbHop:
             block[i] = addr[name]
         block[thumb.B_BAND] = e.lo | (e.hi << 8)
         block[thumb.B_MASK] = thumb.ST_ALL
-        self.block_addr = self._place(block.tobytes())
+        self.block_addr = m.place(block.tobytes())
         self.hop_samples = len(e.xin) // 2
-        self.x_addr = self._place(bytes(2 * self.hop_samples))
-        self.out_addr = self._place(bytes(2 * self.hop_samples))
-        if self._next > STACK_TOP - 4096:
-            raise ToolError("the enhancer's arrays do not fit the emulated RAM")
+        self.x_addr = m.place(bytes(2 * self.hop_samples))
+        self.out_addr = m.place(bytes(2 * self.hop_samples))
         self.hops = 0
         self.instructions = 0
         self.cycles = 0
 
-    def _place(self, data):
-        a = (self._next + 7) & ~7
-        self.uc.mem_write(a, data)
-        self._next = a + len(data)
-        return a
-
     def array(self, name, typecode, count):
         """One of the state arrays as the hop left it."""
         a = array.array(typecode)
-        a.frombytes(bytes(self.uc.mem_read(self.addr[name], count * a.itemsize)))
+        a.frombytes(self.machine.read(self.addr[name], count * a.itemsize))
         return a
 
     def process(self, x, out, count=False):
         """One hop: x, 128 int16 samples in; the enhanced hop (one hop late) written to out.
         With count=True the hop's instructions and Cortex-M0+ cycles are added up (slow)."""
-        arm = self._arm
-        uc = self.uc
-        uc.mem_write(self.x_addr, _int16_bytes(x, self.hop_samples))
-        for reg, v in ((arm.UC_ARM_REG_R0, self.block_addr), (arm.UC_ARM_REG_R1, self.x_addr),
-                       (arm.UC_ARM_REG_R2, self.out_addr), (arm.UC_ARM_REG_R3, self.hops & 1),
-                       (arm.UC_ARM_REG_SP, STACK_TOP), (arm.UC_ARM_REG_LR, RETURN_ADDR | 1)):
-            uc.reg_write(reg, v)
-        hook = None
-        if count:
-            hook = uc.hook_add(_unicorn_hook_code(), self._count)
-            self._pending = None
-        try:
-            uc.emu_start(self.code_addr | 1, RETURN_ADDR)
-        except Exception as exc:  # unicorn.UcError: an undefined instruction, a bad access
-            pc = uc.reg_read(arm.UC_ARM_REG_PC)
-            raise RuntimeError("the Thumb hop faulted at code offset %#x: %s"
-                               % (pc - self.code_addr, exc)) from None
-        finally:
-            if hook is not None:
-                uc.hook_del(hook)
-                self._settle(RETURN_ADDR)
-        if uc.reg_read(arm.UC_ARM_REG_SP) != STACK_TOP:
-            raise RuntimeError("the Thumb hop left the stack unbalanced")
+        m = self.machine
+        m.write(self.x_addr, _int16_bytes(x, self.hop_samples))
+        i0, c0 = m.instructions, m.cycles
+        m.counting = count
+        m.call(self.code_addr, (self.block_addr, self.x_addr, self.out_addr, self.hops & 1),
+               "the Thumb hop")
+        m.counting = False
+        self.instructions += m.instructions - i0
+        self.cycles += m.cycles - c0
         y = array.array("h")
-        y.frombytes(bytes(uc.mem_read(self.out_addr, 2 * self.hop_samples)))
+        y.frombytes(m.read(self.out_addr, 2 * self.hop_samples))
         out[:] = y if isinstance(out, array.array) else list(y)
         self.hops += 1
 
-    def _settle(self, address):
-        if self._pending is not None:
-            prev, size, hw = self._pending
-            self.cycles += m0plus_cycles(hw, address != prev + size)
-            self._pending = None
 
-    def _count(self, uc, address, size, _user):
-        self._settle(address)
-        hw = int.from_bytes(uc.mem_read(address, 2), "little")
-        self._pending = (address, size, hw)
-        self.instructions += 1
+# ---- the detector's viper kernels -------------------------------------------------------
+class ViperKernels:
+    """airmark_viper's functions as mpy-cross compiled them, run on the machine: a stand-in
+    for the module that airmark_detector imports on MicroPython. Each call copies its
+    buffer arguments into emulated RAM (the same place every time for the same object) and
+    the writable ones back afterwards, so the detector's arrays stay the truth."""
+
+    def __init__(self, codes, machine):
+        self.machine = machine
+        self._code_addr = {name: machine.place(code) for name, code in codes.items()}
+        self._mirror = {}  # id(buffer) -> (address, the buffer, kept alive)
+        self.instructions = 0
+        self.cycles = 0
+        self.cycles_by_name = dict.fromkeys(codes, 0)
+        self.calls = 0
+        self.counting = False
+        for name in codes:
+            setattr(self, name, self._caller(name))
+
+    def _caller(self, name):
+        def call(*args):
+            return self._call(name, args)
+        call.__name__ = name
+        return call
+
+    def _buffer(self, obj):
+        data = _bytes_of(obj)
+        k = id(obj)
+        if k not in self._mirror:
+            addr = self.machine.place(data)
+            self._mirror[k] = (addr, obj, self.machine.buffer_handle(addr))
+        else:
+            self.machine.write(self._mirror[k][0], data)
+        return self._mirror[k]
+
+    def _call(self, name, args):
+        m = self.machine
+        words = array.array("I")
+        written = []
+        for a in args:
+            if isinstance(a, int):
+                words.append(((a << 1) | 1) & 0xFFFFFFFF)
+            else:
+                addr, obj, handle = self._buffer(a)
+                words.append(handle)
+                if not isinstance(obj, bytes):
+                    written.append((addr, obj))
+        m.write(m.args_addr, words.tobytes())
+        i0, c0 = m.instructions, m.cycles
+        m.counting = self.counting
+        m.returned = None
+        r0 = m.call(self._code_addr[name], (m.fun_obj, len(args), 0, m.args_addr),
+                    "viper " + name)
+        m.counting = False
+        self.instructions += m.instructions - i0
+        self.cycles += m.cycles - c0
+        self.cycles_by_name[name] += m.cycles - c0
+        self.calls += 1
+        for addr, obj in written:
+            _fill(obj, m.read(addr, len(_bytes_of(obj))))
+        if r0 == NONE_OBJ:
+            return None
+        if m.returned is None:
+            raise RuntimeError("viper %s returned %#x, not an int or None" % (name, r0))
+        return m.returned
+
+
+def _fill(obj, data):
+    """Write `data` (bytes) back into a buffer object (array.array, bytearray or numpy)."""
+    if isinstance(obj, array.array):
+        obj[:] = array.array(obj.typecode, data)
+    elif isinstance(obj, bytearray):
+        obj[:] = data
+    else:  # numpy
+        import numpy as np
+
+        obj[...] = np.frombuffer(data, dtype=obj.dtype).reshape(obj.shape)
+
+
+def viper_function_names(source):
+    """The @micropython.viper functions of a module, in file order (the order of their raw
+    codes in its .mpy)."""
+    import ast
+
+    with open(source) as f:
+        tree = ast.parse(f.read())
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for d in node.decorator_list:
+                if isinstance(d, ast.Attribute) and d.attr == "viper":
+                    names.append(node.name)
+    return names
+
+
+def compile_viper(arch="armv6m", source=VIPER_SOURCE, mpy_cross="mpy-cross"):
+    """{name: machine code} of a module's viper functions, compiled by mpy-cross."""
+    funcs = compile_module(source, arch, mpy_cross)
+    viper = [f for f in funcs if f.kind == KIND_VIPER]
+    names = viper_function_names(source)
+    if len(viper) != len(names):
+        raise ToolError("%s: %d viper functions in the source, %d in the .mpy"
+                        % (os.path.basename(source), len(names), len(viper)))
+    for f in viper:
+        if f.flags & (_VIPER_RELOC | _VIPER_RODATA | _VIPER_BSS):
+            raise ToolError("%s: viper code with relocations or data, which the emulator "
+                            "does not load" % os.path.basename(source))
+    return {n: f.code for n, f in zip(names, viper)}
+
+
+def load_detector(kernels):
+    """airmark_detector as a board would import it, with `kernels` standing in for its viper
+    module (airmark_viper), under a name of its own."""
+    saved = sys.modules.get("airmark_viper")
+    sys.modules["airmark_viper"] = kernels
+    try:
+        spec = importlib.util.spec_from_file_location("airmark_detector_emu",
+                                                      os.path.join(FIRMWARE, "airmark_detector.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        if saved is None:
+            del sys.modules["airmark_viper"]
+        else:
+            sys.modules["airmark_viper"] = saved
+    if mod._kernels is not kernels:
+        raise ToolError("airmark_detector did not take the emulated kernels")
+    return mod
 
 
 def _unicorn_hook_code():
@@ -382,23 +640,63 @@ def _int16_bytes(x, n):
 
 
 # ---- the golden replay ------------------------------------------------------------------
-def replay_golden(gdir, code, arch="armv6m", cost_hops=8, progress=None):
-    """Replay GOLDEN_DIR through the detector with the emulated Thumb hop as its enhancer.
-    Returns a dict: hops, mismatching hops, events (got, expected), differing scores, and
-    the cost per hop over the first `cost_hops` hops."""
+def host_expectation(key, path):
+    """What the host's core (numpy, no kernels) computes for `key` over the 16 kHz int16
+    WAV at `path`: the golden vector's expected.json for that key."""
+    import airmark_detector
+    import soundfile as sf
+
+    x, _ = sf.read(path, dtype="int16")
+    det = airmark_detector.Detector(key)
+    h = det.hop_samples
+    hops, events, scores = [], [], []
+    for i in range(len(x) // h):
+        ev = det.feed(x[i * h:(i + 1) * h])
+        hops.append([list(det.c), list(det.num)])
+        scores.append(det.score_q8)
+        if ev is not None:
+            events.append([ev[0], det.score_q8])
+    return {"hops": hops, "events": events, "scores": scores}
+
+
+def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=None,
+                  viper_codes=None, mpy_cross="mpy-cross", key_path=None):
+    """Replay GOLDEN_DIR through the detector as a board runs it: its viper kernels, and
+    for a line-enhancer key the enhancer's Thumb hop, as machine code on the emulated
+    machine; only the Python between them runs on CPython. Returns a dict: hops,
+    mismatching hops, events (got, expected), differing scores, and the cost per hop over
+    the first `cost_hops` hops. The code is compiled from the firmware unless given.
+    With `key_path` the golden input is replayed with that key, and the expectation is
+    what the host's core computes for it (host_expectation)."""
     import numpy as np
 
-    import airmark_detector as core
     import airmark_key
     import airmark_wav
 
-    key = airmark_key.validate(toolcli.load_json(os.path.join(gdir, "key.json"), "key file"))
-    expected = toolcli.load_json(os.path.join(gdir, "expected.json"), "expected.json")
-    if not int(key.get("line_enhancer", 0)):
-        raise ToolError("%s: the key has no line enhancer, so no Thumb hop runs" % gdir)
-    det = core.Detector(key, use_kernels=False)
-    emu = ThumbHop(code, det.enhancer, arch)
-    det.enhancer.process = lambda x, out: emu.process(x, out, count=emu.hops < cost_hops)
+    if key_path is None:
+        key = airmark_key.validate(toolcli.load_json(os.path.join(gdir, "key.json"), "key file"))
+        expected = toolcli.load_json(os.path.join(gdir, "expected.json"), "expected.json")
+    else:
+        try:
+            key = airmark_key.validate(toolcli.load_json(key_path, "key file"))
+        except ValueError as exc:
+            raise ToolError("%s: not a valid key (%s)" % (key_path, exc)) from None
+        expected = host_expectation(key, os.path.join(gdir, "input.wav"))
+    enhanced = bool(int(key.get("line_enhancer", 0)))
+    machine = Machine(arch)
+    if viper_codes is None:
+        viper_codes = compile_viper(arch, mpy_cross=mpy_cross)
+    kernels = ViperKernels(viper_codes, machine)
+    core = load_detector(kernels)
+    det = core.Detector(key)
+    if det.kernels is not kernels:
+        raise ToolError("the detector did not take the emulated kernels")
+    hop = None
+    if enhanced:
+        if thumb_code is None:
+            thumb_code = compile_thumb(arch, mpy_cross=mpy_cross)
+        hop = ThumbHop(thumb_code, det.enhancer, arch, machine)
+        det.enhancer.process = lambda x, out: hop.process(x, out, count=hop.hops < cost_hops)
     h = det.hop_samples
     try:
         reader = airmark_wav.WavReader(os.path.join(gdir, "input.wav"))
@@ -412,6 +710,7 @@ def replay_golden(gdir, code, arch="armv6m", cost_hops=8, progress=None):
     try:
         while reader.readinto(buf) == len(buf):
             i = det.hops
+            kernels.counting = i < cost_hops
             ev = det.feed(x)
             if ev is not None:
                 events.append([ev[0], det.score_q8])
@@ -424,9 +723,11 @@ def replay_golden(gdir, code, arch="armv6m", cost_hops=8, progress=None):
         reader.close()
     n = len(scores)
     counted = min(cost_hops, n)
+    per_hop = (lambda v: v / counted) if counted else (lambda v: None)
     return {
         "arch": arch,
         "isa": ARCHES[arch],
+        "line_enhancer": enhanced,
         "hops": n,
         "expected_hops": len(want_hops),
         "mismatching_hops": bad + abs(len(want_hops) - n),
@@ -434,18 +735,32 @@ def replay_golden(gdir, code, arch="armv6m", cost_hops=8, progress=None):
         "expected_events": expected["events"],
         "differing_scores": sum(1 for s, w in zip(scores, expected["scores"]) if s != w)
         + abs(len(expected["scores"]) - n),
-        "code_bytes": len(code),
         "cost_hops": counted,
-        "instructions_per_hop": emu.instructions / counted if counted else None,
-        "m0plus_cycles_per_hop": emu.cycles / counted if counted else None,
+        "kernels_instructions_per_hop": per_hop(kernels.instructions),
+        "kernels_m0plus_cycles_per_hop": per_hop(kernels.cycles),
+        "kernels_m0plus_cycles_per_hop_by_name": {n: per_hop(c) for n, c in
+                                                   kernels.cycles_by_name.items()},
+        "kernel_calls": kernels.calls,
+        "enhancer_code_bytes": len(thumb_code) if hop else None,
+        "enhancer_instructions_per_hop": per_hop(hop.instructions) if hop else None,
+        "enhancer_m0plus_cycles_per_hop": per_hop(hop.cycles) if hop else None,
     }
+
+
+def _cost_line(label, instructions, cycles, hops):
+    return ("cost, %s: %.0f instructions and %.0f Cortex-M0+ cycles a hop (%.0f us, %.1f %% of "
+            "an 8 ms hop at 125 MHz; over %d hops)" % (label, instructions, cycles, cycles / 125.0,
+                                                      cycles / 125.0 / 8000 * 100, hops))
 
 
 def main(argv=None):
     ap = toolcli.ArgumentParser(prog="thumb_emu.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("golden", nargs="?", default=os.path.join(ROOT, "tests", "golden-enh"),
-                    metavar="GOLDEN_DIR", help="a golden vector with a line-enhancer key "
-                    "(default tests/golden-enh)")
+                    metavar="GOLDEN_DIR", help="a golden vector (default tests/golden-enh, "
+                    "whose key has the line enhancer)")
+    ap.add_argument("--key", metavar="KEYFILE", help="replay the golden input with this key "
+                    "instead, against what the host's core computes for it (for the cost "
+                    "of your own key, e.g. the default J = 6)")
     ap.add_argument("--arch", choices=sorted(ARCHES), default="armv6m",
                     help="mpy-cross architecture: armv6m (RP2040; ARMv6-M checked) or "
                     "armv7m (RP2350)")
@@ -461,29 +776,32 @@ def main(argv=None):
         raise ToolError("unicorn is not installed (pip install unicorn; `make deps`)") from None
     from airmark.progress import progress_bar
 
-    code = compile_thumb(args.arch)
-    with progress_bar("Thumb hop, emulated") as update:  # on stderr, when it is a terminal
-        res = replay_golden(args.golden, code, args.arch, args.cost_hops, progress=update)
+    with progress_bar("board code, emulated") as update:  # on stderr, when it is a terminal
+        res = replay_golden(args.golden, args.arch, args.cost_hops, progress=update,
+                            key_path=args.key)
     ok = (res["mismatching_hops"] == 0 and res["differing_scores"] == 0
           and res["events"] == res["expected_events"])
     res["pass"] = ok
     if args.json:
         print(json.dumps(res))
-    else:
-        print("%s integers: %d hops of %s through the Thumb hop compiled for %s, emulated, "
-              "%d mismatching" % ("PASS" if res["mismatching_hops"] == 0 else "FAIL", res["hops"],
-                                  os.path.basename(os.path.normpath(args.golden)), res["isa"],
-                                  res["mismatching_hops"]))
-        print("%s events: %r expected %r" % ("PASS" if res["events"] == res["expected_events"]
-                                             else "FAIL", res["events"], res["expected_events"]))
-        print("%s scores: %d fixed-point scores differ" % (
-            "PASS" if res["differing_scores"] == 0 else "FAIL", res["differing_scores"]))
-        if res["cost_hops"]:
-            c = res["m0plus_cycles_per_hop"]
-            print("cost: %d bytes of code; %.0f instructions and %.0f Cortex-M0+ cycles a hop "
-                  "(%.0f us, %.1f %% of an 8 ms hop at 125 MHz; the Thumb code alone, over %d "
-                  "hops)" % (res["code_bytes"], res["instructions_per_hop"], c, c / 125.0,
-                             c / 125.0 / 8000 * 100, res["cost_hops"]))
+        return 0 if ok else 1
+    what = "viper kernels and Thumb hop" if res["line_enhancer"] else "viper kernels"
+    print("%s integers: %d hops of %s through the %s compiled for %s, emulated, %d mismatching"
+          % ("PASS" if res["mismatching_hops"] == 0 else "FAIL", res["hops"],
+             os.path.basename(os.path.normpath(args.golden)), what, res["isa"],
+             res["mismatching_hops"]))
+    print("%s events: %r expected %r" % ("PASS" if res["events"] == res["expected_events"]
+                                         else "FAIL", res["events"], res["expected_events"]))
+    print("%s scores: %d fixed-point scores differ" % (
+        "PASS" if res["differing_scores"] == 0 else "FAIL", res["differing_scores"]))
+    if res["cost_hops"]:
+        print(_cost_line("the detector's viper kernels", res["kernels_instructions_per_hop"],
+                         res["kernels_m0plus_cycles_per_hop"], res["cost_hops"]))
+        if res["line_enhancer"]:
+            print(_cost_line("the enhancer's Thumb hop (%d bytes)" % res["enhancer_code_bytes"],
+                             res["enhancer_instructions_per_hop"],
+                             res["enhancer_m0plus_cycles_per_hop"], res["cost_hops"]))
+        print("(the Python between the calls, run as bytecode on a board, is not counted)")
     return 0 if ok else 1
 
 
