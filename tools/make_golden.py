@@ -65,6 +65,20 @@ def main(out_dir, line_enhancer=False, source=None):
         host = sg.music_like(5.0, seed=7)
         y, _ = sg.embed_reference(host, key, 1.5, -7.0)
         x = sg.to_int16(y, peak=0.4)
+    want = expected(key, x)
+    # each file whole or not at all (written to a temporary name, then renamed)
+    with toolcli.atomic_output(os.path.join(out_dir, "input.wav")) as tmp:
+        sf.write(tmp, x, 16000, subtype="PCM_16")
+    fsutil.write_json_atomic(os.path.join(out_dir, "key.json"), key, indent=1)
+    fsutil.write_json_atomic(os.path.join(out_dir, "expected.json"), want, indent=None,
+                             separators=(",", ":"))
+    print("wrote %s: %d hops, events %r" % (out_dir, len(want["hops"]), want["events"]))
+
+
+def expected(key, x):
+    """The vector's expected.json for `key` over the int16 samples `x`, from the numpy path
+    of the core: lags, hop size, and per hop c, num and the fixed-point score, and the
+    events."""
     core = fw.module("airmark_detector")
     det = core.Detector(key)
     h = det.hop_samples
@@ -75,14 +89,8 @@ def main(out_dir, line_enhancer=False, source=None):
         scores.append(det.score_q8)
         if ev is not None:
             events.append([ev[0], det.score_q8])
-    # each file whole or not at all (written to a temporary name, then renamed)
-    with toolcli.atomic_output(os.path.join(out_dir, "input.wav")) as tmp:
-        sf.write(tmp, x, 16000, subtype="PCM_16")
-    fsutil.write_json_atomic(os.path.join(out_dir, "key.json"), key, indent=1)
-    fsutil.write_json_atomic(os.path.join(out_dir, "expected.json"),
-                             {"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
-                              "scores": scores}, indent=None, separators=(",", ":"))
-    print("wrote %s: %d hops, events %r" % (out_dir, len(hops), events))
+    return {"lags": det.lags, "hop_samples": h, "hops": hops, "events": events,
+            "scores": scores}
 
 
 def cli(argv=None):

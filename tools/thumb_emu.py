@@ -183,23 +183,29 @@ def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
     return hops[0].code
 
 
+def load_module_with(path, name, stand_in_name, stand_in):
+    """The module at `path`, loaded as `name` while `stand_in` answers its imports of
+    `stand_in_name` (sys.modules is left as it was)."""
+    saved = sys.modules.get(stand_in_name)
+    sys.modules[stand_in_name] = stand_in
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        if saved is None:
+            del sys.modules[stand_in_name]
+        else:
+            sys.modules[stand_in_name] = saved
+    return mod
+
+
 def load_thumb_module(source=THUMB_SOURCE):
     """The Thumb module under CPython, for its table builders (its asm functions become
     plain, never-called Python functions)."""
     fake = types.ModuleType("micropython")
     fake.asm_thumb = lambda f: f
-    saved = sys.modules.get("micropython")
-    sys.modules["micropython"] = fake
-    try:
-        spec = importlib.util.spec_from_file_location("airmark_enhancer_thumb_emu", source)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        if saved is None:
-            del sys.modules["micropython"]
-        else:
-            sys.modules["micropython"] = saved
-    return mod
+    return load_module_with(source, "airmark_enhancer_thumb_emu", "micropython", fake)
 
 
 # ---- ARMv6-M ----------------------------------------------------------------------------
@@ -600,18 +606,8 @@ def compile_viper(arch="armv6m", source=VIPER_SOURCE, mpy_cross="mpy-cross"):
 def load_detector(kernels):
     """airmark_detector as a board would import it, with `kernels` standing in for its viper
     module (airmark_viper), under a name of its own."""
-    saved = sys.modules.get("airmark_viper")
-    sys.modules["airmark_viper"] = kernels
-    try:
-        spec = importlib.util.spec_from_file_location("airmark_detector_emu",
-                                                      os.path.join(FIRMWARE, "airmark_detector.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        if saved is None:
-            del sys.modules["airmark_viper"]
-        else:
-            sys.modules["airmark_viper"] = saved
+    mod = load_module_with(os.path.join(FIRMWARE, "airmark_detector.py"), "airmark_detector_emu",
+                           "airmark_viper", kernels)
     if mod._kernels is not kernels:
         raise ToolError("airmark_detector did not take the emulated kernels")
     return mod
@@ -642,21 +638,13 @@ def _int16_bytes(x, n):
 # ---- the golden replay ------------------------------------------------------------------
 def host_expectation(key, path):
     """What the host's core (numpy, no kernels) computes for `key` over the 16 kHz int16
-    WAV at `path`: the golden vector's expected.json for that key."""
-    import airmark_detector
+    WAV at `path`: the golden vector's expected.json for that key (make_golden.expected)."""
     import soundfile as sf
 
+    import make_golden
+
     x, _ = sf.read(path, dtype="int16")
-    det = airmark_detector.Detector(key)
-    h = det.hop_samples
-    hops, events, scores = [], [], []
-    for i in range(len(x) // h):
-        ev = det.feed(x[i * h:(i + 1) * h])
-        hops.append([list(det.c), list(det.num)])
-        scores.append(det.score_q8)
-        if ev is not None:
-            events.append([ev[0], det.score_q8])
-    return {"hops": hops, "events": events, "scores": scores}
+    return make_golden.expected(key, x)
 
 
 def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=None,
