@@ -286,3 +286,30 @@ def test_the_tool_prints_its_verdict_and_cost_as_json(mpy_cross_once):
     assert res["mismatching_hops"] == 0 and res["cost_hops"] == 1
     assert res["enhancer_m0plus_cycles_per_hop"] >= res["enhancer_instructions_per_hop"] > 0
     assert res["kernels_m0plus_cycles_per_hop"] >= res["kernels_instructions_per_hop"] > 0
+
+
+@pytest.mark.parametrize("line_enhancer", [False, True])
+def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, line_enhancer):
+    """The integer bounds of docs/ALGORITHM.md §4 on a 32-bit core: a strongly marked clip
+    driven 12 dB into clipping and resampled by +300 ppm, a full-scale square wave, clicks,
+    clipped noise and a DC offset at full scale, through a default-shaped (J = 6) key; the
+    emulated board must compute what the host's int64 numpy core computes, hop by hop."""
+    import make_golden
+    import signals as sg
+    from airmark import keys
+
+    key = keys.generate(21, threshold=6.0, line_enhancer=line_enhancer)
+    host = sg.music_like(4.0, seed=3)
+    y, _ = sg.embed_reference(host, key, 0.5, 0.0)
+    marked = np.clip(sg.resample_ppm(sg.to_int16(y, peak=1.0).astype(float) * 4, 300),
+                     -32768, 32767).astype(np.int16)
+    x = np.concatenate([marked, worst_case("square", 1.0), worst_case("clicks", 1.0),
+                        worst_case("clipped noise", 1.0), np.full(8000, 32767, np.int16),
+                        np.full(8000, -32768, np.int16)])
+    want = make_golden.expected(key, x)
+    res = thumb_emu.replay_samples(key, x, want, "armv6m", cost_hops=0,
+                                   viper_codes=viper_code["armv6m"], thumb_code=hop_code["armv6m"])
+    assert res["hops"] == len(want["hops"]) > 900
+    assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
+    assert res["events"] == want["events"]
+    assert max(max(abs(v) for v in num) for _, num in want["hops"]) > 0

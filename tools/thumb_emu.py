@@ -636,30 +636,15 @@ def _int16_bytes(x, n):
 
 
 # ---- the golden replay ------------------------------------------------------------------
-def host_expectation(key, path):
-    """What the host's core (numpy, no kernels) computes for `key` over the 16 kHz int16
-    WAV at `path`: the golden vector's expected.json for that key (make_golden.expected)."""
+def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=None,
+                  viper_codes=None, mpy_cross="mpy-cross", key_path=None):
+    """Replay GOLDEN_DIR through the detector as a board runs it (replay_samples) against
+    its expected.json. With `key_path` the golden input is replayed with that key instead,
+    against what the host's core computes for it (make_golden.expected)."""
+    import airmark_key
     import soundfile as sf
 
     import make_golden
-
-    x, _ = sf.read(path, dtype="int16")
-    return make_golden.expected(key, x)
-
-
-def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=None,
-                  viper_codes=None, mpy_cross="mpy-cross", key_path=None):
-    """Replay GOLDEN_DIR through the detector as a board runs it: its viper kernels, and
-    for a line-enhancer key the enhancer's Thumb hop, as machine code on the emulated
-    machine; only the Python between them runs on CPython. Returns a dict: hops,
-    mismatching hops, events (got, expected), differing scores, and the cost per hop over
-    the first `cost_hops` hops. The code is compiled from the firmware unless given.
-    With `key_path` the golden input is replayed with that key, and the expectation is
-    what the host's core computes for it (host_expectation)."""
-    import numpy as np
-
-    import airmark_key
-    import airmark_wav
 
     if key_path is None:
         key = airmark_key.validate(toolcli.load_json(os.path.join(gdir, "key.json"), "key file"))
@@ -669,7 +654,29 @@ def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=No
             key = airmark_key.validate(toolcli.load_json(key_path, "key file"))
         except ValueError as exc:
             raise ToolError("%s: not a valid key (%s)" % (key_path, exc)) from None
-        expected = host_expectation(key, os.path.join(gdir, "input.wav"))
+    path = os.path.join(gdir, "input.wav")
+    try:
+        x, rate = sf.read(path, dtype="int16")
+    except (OSError, RuntimeError) as exc:
+        raise ToolError("%s: %s" % (path, exc)) from None
+    if rate != 16000 or x.ndim != 1:
+        raise ToolError("%s: not 16 kHz mono" % path)
+    if key_path is not None:
+        expected = make_golden.expected(key, x)
+    return replay_samples(key, x, expected, arch, cost_hops, progress, thumb_code, viper_codes,
+                          mpy_cross)
+
+
+def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
+                   thumb_code=None, viper_codes=None, mpy_cross="mpy-cross"):
+    """Feed the int16 samples `x` hop by hop to the detector as a board runs it: its viper
+    kernels, and for a line-enhancer key the enhancer's Thumb hop, as machine code on the
+    emulated machine; only the Python between them runs on CPython. `expected` is a
+    golden expected.json (hops, events, scores). Returns a dict: hops, mismatching hops,
+    events (got, expected), differing scores, and the cost per hop over the first
+    `cost_hops` hops. The code is compiled from the firmware unless given."""
+    import numpy as np
+
     enhanced = bool(int(key.get("line_enhancer", 0)))
     machine = Machine(arch)
     if viper_codes is None:
@@ -686,29 +693,21 @@ def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=No
         hop = ThumbHop(thumb_code, det.enhancer, arch, machine)
         det.enhancer.process = lambda x, out: hop.process(x, out, count=hop.hops < cost_hops)
     h = det.hop_samples
-    try:
-        reader = airmark_wav.WavReader(os.path.join(gdir, "input.wav"))
-    except (OSError, ValueError) as exc:
-        raise ToolError("%s/input.wav: %s" % (gdir, exc)) from None
-    buf = bytearray(2 * h)
-    x = np.frombuffer(buf, dtype=np.int16)
+    buf = np.zeros(h, dtype=np.int16)  # one buffer, as the board's I2S reader has
     bad = 0
     events, scores = [], []
     want_hops = expected["hops"]
-    try:
-        while reader.readinto(buf) == len(buf):
-            i = det.hops
-            kernels.counting = i < cost_hops
-            ev = det.feed(x)
-            if ev is not None:
-                events.append([ev[0], det.score_q8])
-            scores.append(det.score_q8)
-            if i >= len(want_hops) or [list(det.c), list(det.num)] != list(want_hops[i]):
-                bad += 1
-            if progress is not None:
-                progress(i + 1, len(want_hops))
-    finally:
-        reader.close()
+    for i in range(len(x) // h):
+        buf[:] = x[i * h:(i + 1) * h]
+        kernels.counting = i < cost_hops
+        ev = det.feed(buf)
+        if ev is not None:
+            events.append([ev[0], det.score_q8])
+        scores.append(det.score_q8)
+        if i >= len(want_hops) or [list(det.c), list(det.num)] != list(want_hops[i]):
+            bad += 1
+        if progress is not None:
+            progress(i + 1, len(x) // h)
     n = len(scores)
     counted = min(cost_hops, n)
     per_hop = (lambda v: v / counted) if counted else (lambda v: None)
