@@ -41,6 +41,35 @@ def viper_code(mpy_cross_once):
 
 
 @pytest.fixture(scope="module")
+def enh_viper_code(mpy_cross_once):
+    return thumb_emu.compile_viper("armv6m", source=thumb_emu.ENH_VIPER_SOURCE,
+                                   mpy_cross=mpy_cross_once)
+
+
+def test_the_enhancers_viper_kernels_on_a_32_bit_core_replay_the_golden_vector(
+        viper_code, enh_viper_code):
+    """The ESP32's enhancer path (viper kernels, no Thumb module) with 32-bit machine ints,
+    which CI's 64-bit unix MicroPython does not have: tests/golden-enh bit-exact."""
+    import soundfile as sf
+
+    import airmark_key
+
+    with open(os.path.join(GOLDEN_ENH, "key.json")) as f:
+        key = airmark_key.validate(json.load(f))
+    with open(os.path.join(GOLDEN_ENH, "expected.json")) as f:
+        want = json.load(f)
+    x, _ = sf.read(os.path.join(GOLDEN_ENH, "input.wav"), dtype="int16")
+    res = thumb_emu.replay_samples(key, x, want, "armv6m", cost_hops=1,
+                                   viper_codes=viper_code["armv6m"], enhancer="viper",
+                                   enhancer_viper_codes=enh_viper_code)
+    assert res["enhancer"] == "viper" and res["hops"] == res["expected_hops"] > 600
+    assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
+    assert res["events"] == res["expected_events"] and len(res["events"]) == 1
+    # the viper enhancer does far more work per hop than the Thumb one
+    assert res["enhancer_m0plus_cycles_per_hop"] > 3 * 94000
+
+
+@pytest.fixture(scope="module")
 def mpy_cross_once():
     from conftest import require_tool
 
@@ -288,12 +317,15 @@ def test_the_tool_prints_its_verdict_and_cost_as_json(mpy_cross_once):
     assert res["kernels_m0plus_cycles_per_hop"] >= res["kernels_instructions_per_hop"] > 0
 
 
-@pytest.mark.parametrize("line_enhancer", [False, True])
-def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, line_enhancer):
+@pytest.mark.parametrize("line_enhancer, enhancer", [(False, "thumb"), (True, "thumb"),
+                                                     (True, "viper")])
+def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, enh_viper_code,
+                                                      line_enhancer, enhancer):
     """The integer bounds of docs/ALGORITHM.md §4 on a 32-bit core: a strongly marked clip
     driven 12 dB into clipping and resampled by +300 ppm, a full-scale square wave, clicks,
-    clipped noise and a DC offset at full scale, through a default-shaped (J = 6) key; the
-    emulated board must compute what the host's int64 numpy core computes, hop by hop."""
+    clipped noise and a DC offset at full scale, through a default-shaped (J = 6) key, with
+    the enhancer's Thumb hop (RP2040) or viper kernels (the ESP32's path); the emulated
+    board must compute what the host's int64 numpy core computes, hop by hop."""
     import make_golden
     import signals as sg
     from airmark import keys
@@ -308,7 +340,8 @@ def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, line
                         np.full(8000, -32768, np.int16)])
     want = make_golden.expected(key, x)
     res = thumb_emu.replay_samples(key, x, want, "armv6m", cost_hops=0,
-                                   viper_codes=viper_code["armv6m"], thumb_code=hop_code["armv6m"])
+                                   viper_codes=viper_code["armv6m"], thumb_code=hop_code["armv6m"],
+                                   enhancer=enhancer, enhancer_viper_codes=enh_viper_code)
     assert res["hops"] == len(want["hops"]) > 900
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == want["events"]

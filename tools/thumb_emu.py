@@ -1,25 +1,31 @@
-"""Run the line enhancer's Thumb hop as machine code on an emulated Cortex-M, without a board.
+"""Run the board's machine code on an emulated Cortex-M, without a board.
 
 Usage: python tools/thumb_emu.py [GOLDEN_DIR] [--key KEYFILE] [--arch armv6m|armv7m]
-                                 [--cost-hops N] [--json]
+                                 [--enhancer thumb|viper] [--cost-hops N] [--json]
 
-mpy-cross compiles firmware/airmark_enhancer_thumb.py as `airmark flash` does (armv6m for
-the RP2040, armv7m for the RP2350); this reads the machine code of its `hop` function out
-of the .mpy file and runs it with unicorn (QEMU's M-profile core) on the enhancer's arrays
-laid out in emulated RAM. The golden vector (default tests/golden-enh) is replayed through
-the whole detector with that hop in place of the host's numpy enhancer, and every integer,
-event and score is compared, as tools/golden_check.py does on a board.
+mpy-cross compiles the firmware as `airmark flash` does (armv6m for the RP2040, armv7m for
+the RP2350): the detector's viper kernels (firmware/airmark_viper.py), the line enhancer's
+Thumb hop (firmware/airmark_enhancer_thumb.py) and, with --enhancer viper, the enhancer's
+viper kernels that an ESP32 runs (firmware/airmark_enhancer_viper.py). This reads their
+machine code out of the .mpy files and runs it with unicorn (QEMU's M-profile core) in
+emulated RAM, in place of the host's numpy paths; the part of MicroPython's runtime that
+viper code calls (argument conversion, boxing, small-int division) is answered in Python,
+and only the Python between the calls runs on CPython. The golden vector (default
+tests/golden-enh) is replayed through the whole detector and every integer, event and
+score is compared, as tools/golden_check.py does on a board; with --key, the golden input
+is replayed with that key against what the host's core computes for it.
 
 unicorn's M-profile core is a Cortex-M33 whatever model is asked for, so it would run
-Thumb-2 that an RP2040's Cortex-M0+ faults on: for armv6m the tool first decodes the whole
-function and refuses any instruction ARMv6-M lacks (thumb1_violations).
+Thumb-2 that an RP2040's Cortex-M0+ faults on: for armv6m the tool decodes the whole Thumb
+hop first (thumb1_violations), and checks every instruction it counts as it runs.
 
-It also reports the hop's cost over the first N hops: instructions, and RP2040 cycles from
-the Cortex-M0+ timings (docs/ALGORITHM.md §8, "Cost"). Exit 0 when everything matches, 1 on
-a mismatch, 2 on a bad command line or input.
+It also reports the cost over the first N hops: instructions, and RP2040 cycles from the
+Cortex-M0+ timings (docs/ALGORITHM.md §8, "Cost"). Exit 0 when everything matches, 1 on a
+mismatch, 2 on a bad command line or input.
 """
 
 import array
+import contextlib
 import importlib.util
 import json
 import os
@@ -33,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 FIRMWARE = os.path.join(ROOT, "firmware")
 THUMB_SOURCE = os.path.join(FIRMWARE, "airmark_enhancer_thumb.py")
 VIPER_SOURCE = os.path.join(FIRMWARE, "airmark_viper.py")
+ENH_VIPER_SOURCE = os.path.join(FIRMWARE, "airmark_enhancer_viper.py")
 sys.path.insert(0, FIRMWARE)
 sys.path.insert(0, HERE)
 
@@ -183,20 +190,33 @@ def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
     return hops[0].code
 
 
-def load_module_with(path, name, stand_in_name, stand_in):
-    """The module at `path`, loaded as `name` while `stand_in` answers its imports of
-    `stand_in_name` (sys.modules is left as it was)."""
-    saved = sys.modules.get(stand_in_name)
-    sys.modules[stand_in_name] = stand_in
+@contextlib.contextmanager
+def stand_ins(modules):
+    """While inside, `modules` ({name: module, or None to make the import fail}) answer
+    imports of those names; sys.modules is left as it was afterwards."""
+    saved = {n: sys.modules.get(n, _ABSENT) for n in modules}
+    sys.modules.update(modules)
     try:
+        yield
+    finally:
+        for n, m in saved.items():
+            if m is _ABSENT:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = m
+
+
+_ABSENT = object()
+
+
+def load_module_with(path, name, modules, names=None):
+    """The module at `path`, loaded as `name` with stand_ins(modules) and `names` (a dict)
+    defined in it before it runs."""
+    with stand_ins(modules):
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
+        mod.__dict__.update(names or {})
         spec.loader.exec_module(mod)
-    finally:
-        if saved is None:
-            del sys.modules[stand_in_name]
-        else:
-            sys.modules[stand_in_name] = saved
     return mod
 
 
@@ -205,7 +225,7 @@ def load_thumb_module(source=THUMB_SOURCE):
     plain, never-called Python functions)."""
     fake = types.ModuleType("micropython")
     fake.asm_thumb = lambda f: f
-    return load_module_with(source, "airmark_enhancer_thumb_emu", "micropython", fake)
+    return load_module_with(source, "airmark_enhancer_thumb_emu", {"micropython": fake})
 
 
 # ---- ARMv6-M ----------------------------------------------------------------------------
@@ -603,14 +623,38 @@ def compile_viper(arch="armv6m", source=VIPER_SOURCE, mpy_cross="mpy-cross"):
     return {n: f.code for n, f in zip(names, viper)}
 
 
+def viper_module(source, kernels, name):
+    """A firmware module with viper functions, loaded under CPython with each viper function
+    replaced by its emulated machine code (kernels, by name); its plain Python stays Python.
+    Its Thumb module, if it asks for one, is not found (as on an ESP32)."""
+    fake = types.ModuleType("micropython")
+    fake.viper = lambda f: getattr(kernels, f.__name__)
+    fake.const = lambda v: v
+    viper_types = {t: t for t in ("ptr", "ptr8", "ptr16", "ptr32", "uint")}  # annotations
+    return load_module_with(source, name, {"micropython": fake, "airmark_enhancer_thumb": None},
+                            viper_types)
+
+
 def load_detector(kernels):
     """airmark_detector as a board would import it, with `kernels` standing in for its viper
     module (airmark_viper), under a name of its own."""
     mod = load_module_with(os.path.join(FIRMWARE, "airmark_detector.py"), "airmark_detector_emu",
-                           "airmark_viper", kernels)
+                           {"airmark_viper": kernels})
     if mod._kernels is not kernels:
         raise ToolError("airmark_detector did not take the emulated kernels")
     return mod
+
+
+def load_viper_enhancer(machine, codes):
+    """(airmark_enhancer with its viper kernels emulated and no Thumb module, as an ESP32
+    runs it; the ViperKernels counting them)."""
+    kernels = ViperKernels(codes, machine)
+    ev = viper_module(ENH_VIPER_SOURCE, kernels, "airmark_enhancer_viper_emu")
+    enh = load_module_with(os.path.join(FIRMWARE, "airmark_enhancer.py"), "airmark_enhancer_emu",
+                           {"airmark_enhancer_viper": ev})
+    if enh._kernels is not ev:
+        raise ToolError("airmark_enhancer did not take the emulated kernels")
+    return enh, kernels
 
 
 def _unicorn_hook_code():
@@ -637,7 +681,7 @@ def _int16_bytes(x, n):
 
 # ---- the golden replay ------------------------------------------------------------------
 def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=None,
-                  viper_codes=None, mpy_cross="mpy-cross", key_path=None):
+                  viper_codes=None, mpy_cross="mpy-cross", key_path=None, enhancer="thumb"):
     """Replay GOLDEN_DIR through the detector as a board runs it (replay_samples) against
     its expected.json. With `key_path` the golden input is replayed with that key instead,
     against what the host's core computes for it (make_golden.expected)."""
@@ -664,30 +708,45 @@ def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=No
     if key_path is not None:
         expected = make_golden.expected(key, x)
     return replay_samples(key, x, expected, arch, cost_hops, progress, thumb_code, viper_codes,
-                          mpy_cross)
+                          mpy_cross, enhancer)
 
 
 def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
-                   thumb_code=None, viper_codes=None, mpy_cross="mpy-cross"):
+                   thumb_code=None, viper_codes=None, mpy_cross="mpy-cross", enhancer="thumb",
+                   enhancer_viper_codes=None):
     """Feed the int16 samples `x` hop by hop to the detector as a board runs it: its viper
     kernels, and for a line-enhancer key the enhancer's Thumb hop, as machine code on the
     emulated machine; only the Python between them runs on CPython. `expected` is a
     golden expected.json (hops, events, scores). Returns a dict: hops, mismatching hops,
     events (got, expected), differing scores, and the cost per hop over the first
-    `cost_hops` hops. The code is compiled from the firmware unless given."""
+    `cost_hops` hops. The code is compiled from the firmware unless given.
+    enhancer="viper" runs a line-enhancer key's hop on the enhancer's viper kernels, as an
+    ESP32 does, instead of the Thumb hop of ARM boards."""
     import numpy as np
 
+    if enhancer not in ("thumb", "viper"):
+        raise ToolError("enhancer is thumb or viper, not %r" % enhancer)
     enhanced = bool(int(key.get("line_enhancer", 0)))
     machine = Machine(arch)
     if viper_codes is None:
         viper_codes = compile_viper(arch, mpy_cross=mpy_cross)
     kernels = ViperKernels(viper_codes, machine)
     core = load_detector(kernels)
-    det = core.Detector(key)
+    enh_kernels = None
+    modules = {}
+    if enhanced and enhancer == "viper":
+        if enhancer_viper_codes is None:
+            enhancer_viper_codes = compile_viper(arch, source=ENH_VIPER_SOURCE, mpy_cross=mpy_cross)
+        enh_module, enh_kernels = load_viper_enhancer(machine, enhancer_viper_codes)
+        modules["airmark_enhancer"] = enh_module
+    with stand_ins(modules):
+        det = core.Detector(key)
     if det.kernels is not kernels:
         raise ToolError("the detector did not take the emulated kernels")
+    if enh_kernels is not None and det.enhancer.kernels is None:
+        raise ToolError("the enhancer did not take the emulated kernels")
     hop = None
-    if enhanced:
+    if enhanced and enhancer == "thumb":
         if thumb_code is None:
             thumb_code = compile_thumb(arch, mpy_cross=mpy_cross)
         hop = ThumbHop(thumb_code, det.enhancer, arch, machine)
@@ -700,6 +759,8 @@ def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
     for i in range(len(x) // h):
         buf[:] = x[i * h:(i + 1) * h]
         kernels.counting = i < cost_hops
+        if enh_kernels is not None:
+            enh_kernels.counting = i < cost_hops
         ev = det.feed(buf)
         if ev is not None:
             events.append([ev[0], det.score_q8])
@@ -728,9 +789,15 @@ def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
         "kernels_m0plus_cycles_per_hop_by_name": {n: per_hop(c) for n, c in
                                                    kernels.cycles_by_name.items()},
         "kernel_calls": kernels.calls,
-        "enhancer_code_bytes": len(thumb_code) if hop else None,
-        "enhancer_instructions_per_hop": per_hop(hop.instructions) if hop else None,
-        "enhancer_m0plus_cycles_per_hop": per_hop(hop.cycles) if hop else None,
+        "enhancer": enhancer if enhanced else None,
+        "enhancer_code_bytes": (len(thumb_code) if hop else
+                                sum(len(c) for c in enhancer_viper_codes.values())
+                                if enh_kernels else None),
+        "enhancer_instructions_per_hop": (per_hop(hop.instructions) if hop else
+                                          per_hop(enh_kernels.instructions) if enh_kernels
+                                          else None),
+        "enhancer_m0plus_cycles_per_hop": (per_hop(hop.cycles) if hop else
+                                           per_hop(enh_kernels.cycles) if enh_kernels else None),
     }
 
 
@@ -748,6 +815,10 @@ def main(argv=None):
     ap.add_argument("--key", metavar="KEYFILE", help="replay the golden input with this key "
                     "instead, against what the host's core computes for it (for the cost "
                     "of your own key, e.g. the default J = 6)")
+    ap.add_argument("--enhancer", choices=("thumb", "viper"), default="thumb",
+                    help="a line-enhancer key's hop: the Thumb assembly of ARM boards "
+                    "(default), or the viper kernels an ESP32 runs (here on the ARM core: "
+                    "their 32-bit integers, not an ESP32's time)")
     ap.add_argument("--arch", choices=sorted(ARCHES), default="armv6m",
                     help="mpy-cross architecture: armv6m (RP2040; ARMv6-M checked) or "
                     "armv7m (RP2350)")
@@ -765,14 +836,17 @@ def main(argv=None):
 
     with progress_bar("board code, emulated") as update:  # on stderr, when it is a terminal
         res = replay_golden(args.golden, args.arch, args.cost_hops, progress=update,
-                            key_path=args.key)
+                            key_path=args.key, enhancer=args.enhancer)
     ok = (res["mismatching_hops"] == 0 and res["differing_scores"] == 0
           and res["events"] == res["expected_events"])
     res["pass"] = ok
     if args.json:
         print(json.dumps(res))
         return 0 if ok else 1
-    what = "viper kernels and Thumb hop" if res["line_enhancer"] else "viper kernels"
+    what = "viper kernels"
+    if res["line_enhancer"]:
+        what += (" and Thumb hop" if res["enhancer"] == "thumb" else
+                 " and the enhancer's viper kernels")
     print("%s integers: %d hops of %s through the %s compiled for %s, emulated, %d mismatching"
           % ("PASS" if res["mismatching_hops"] == 0 else "FAIL", res["hops"],
              os.path.basename(os.path.normpath(args.golden)), what, res["isa"],
@@ -785,7 +859,9 @@ def main(argv=None):
         print(_cost_line("the detector's viper kernels", res["kernels_instructions_per_hop"],
                          res["kernels_m0plus_cycles_per_hop"], res["cost_hops"]))
         if res["line_enhancer"]:
-            print(_cost_line("the enhancer's Thumb hop (%d bytes)" % res["enhancer_code_bytes"],
+            label = ("the enhancer's Thumb hop" if res["enhancer"] == "thumb"
+                     else "the enhancer's viper kernels")
+            print(_cost_line("%s (%d bytes)" % (label, res["enhancer_code_bytes"]),
                              res["enhancer_instructions_per_hop"],
                              res["enhancer_m0plus_cycles_per_hop"], res["cost_hops"]))
         print("(the Python between the calls, run as bytecode on a board, is not counted)")
