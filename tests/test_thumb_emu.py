@@ -346,3 +346,20 @@ def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, enh_
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == want["events"]
     assert max(max(abs(v) for v in num) for _, num in want["hops"]) > 0
+
+
+def test_the_i2s_capture_kernel_copies_the_top_half_words_on_a_32_bit_core(mpy_cross_once):
+    """airmark_capture_viper.top16, as armv6m machine code: the high 16 bits of 32-bit
+    little-endian I2S words, negative samples included, from a start word."""
+    source = os.path.join(ROOT, "firmware", "airmark_capture_viper.py")
+    codes = thumb_emu.compile_viper("armv6m", source=source, mpy_cross=mpy_cross_once)
+    k = thumb_emu.ViperKernels(codes, thumb_emu.Machine("armv6m"))
+    rng = np.random.default_rng(9)
+    words = rng.integers(-2 ** 31, 2 ** 31, 64, dtype=np.int64).astype(np.int32)
+    words[:4] = [-2 ** 31, 2 ** 31 - 1, -1, 0x00018000]
+    src = array.array("h", words.tobytes())
+    dst = array.array("h", bytes(2 * 60))
+    assert k.top16(src, dst, 4, 60) is None
+    assert list(dst) == (words[4:] >> 16).tolist()
+    k.top16(src, dst, 0, 4)
+    assert list(dst[:4]) == [-32768, 32767, -1, 1]
