@@ -153,10 +153,11 @@ class Detector:
     All storage is allocated here: the integer state lives in one int32 array
     (bounds in docs/ALGORITHM.md, "Integer bounds"), the feature and D rings in
     bytearray / int16 arrays; ndarray views over them serve the array-ops path.
-    On MicroPython the whole hop runs in two viper calls and allocates nothing.
+    On MicroPython the whole hop runs in three viper calls (and the matched filters in
+    Thumb assembly on ARM boards) and allocates nothing.
     """
 
-    def __init__(self, record, *, use_kernels=True):
+    def __init__(self, record, *, use_kernels=True, use_thumb=True):
         n = int(record["block_samples"])
         pb = int(record["pattern_blocks"])
         nj = int(record.get("lag_periods", 3))
@@ -258,6 +259,19 @@ class Detector:
             for m in range(len(g)):
                 self._grp[4 * j - 2 + m] = g[m]
         self._pos = array.array("H", (i for plist in plists for i in plist))
+        # On ARM boards the matched filters run in Thumb assembly (airmark_viper_thumb) after
+        # hop_pairs, which then gets no groups (_grp_kern) and skips its own loop; _ctl is
+        # the assembly's control words: hm, hm & 1, then _grp. use_thumb=False keeps the
+        # viper loop there, to compare them.
+        self._mf = None
+        self._ctl = None
+        self._grp_kern = self._grp
+        if self.kernels is not None and use_thumb:
+            get = getattr(self.kernels, "thumb_matched_filters", None)
+            self._mf = get() if get is not None else None
+            if self._mf is not None:
+                self._ctl = array.array("i", [0, 0] + [int(v) for v in self._grp])
+                self._grp_kern = bytearray(1)
         self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
         st[0] = npairs
@@ -323,6 +337,8 @@ class Detector:
             total = len(fb) * 8  # CPython float64 ring
         total += 2 * len(self._xa) + 2 * len(self._da)
         total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8) + len(self._grp)
+        if self._ctl is not None:
+            total += 4 * len(self._ctl) + len(self._grp_kern)
         if np is not None:
             total += 2 * len(self._plus)
         counted = []  # the pairs of a period share one array: count it once
@@ -450,7 +466,12 @@ class Detector:
             x = self._enh_out
         if kern is not None:
             kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
-            kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp)
+            kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp_kern)
+            if self._mf is not None:
+                ctl = self._ctl
+                ctl[0] = hm
+                ctl[1] = hm & 1
+                self._mf(self._st, self._da, self._pos, ctl)
             packed = kern.best_score(self._st, self._hyps8, len(self._hyps8), self.lag_periods, phase)
         else:
             self._features(x, w)

@@ -12,6 +12,17 @@ State layout: see ST_HEADER / ST_PAIR in airmark_detector.
 
 import micropython
 
+try:
+    import airmark_viper_thumb as _thumb  # ARM boards: the matched filters in Thumb assembly
+except (ImportError, SyntaxError, ValueError, NotImplementedError):
+    _thumb = None
+
+
+def thumb_matched_filters():
+    """airmark_viper_thumb.matched_filters where the Thumb module loads, else None: the
+    detector then gives hop_pairs no groups and calls it after hop_pairs."""
+    return None if _thumb is None else _thumb.matched_filters
+
 
 @micropython.viper
 def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):

@@ -55,6 +55,10 @@ def test_plan_micropython(pico, key):
         arch[f.dest] = f.data[2] >> 2     # 0 for bytecode only, 4 = armv6m for native code
     assert arch["airmark_viper.mpy"] == 4 and arch["airmark_capture_viper.mpy"] == 4
     assert arch["airmark_loop.mpy"] == 0
+    assert arch["airmark_viper_thumb.mpy"] == 4  # the matched filters in Thumb, ARM only
+    esp = flashing.build_plan(flashing.load_board("esp32-devkitc-inmp441"), key)
+    names = [f.dest for f in esp.files]
+    assert "airmark_viper.mpy" in names and "airmark_viper_thumb.mpy" not in names
 
 
 def test_plan_ships_the_line_enhancer_only_for_keys_that_use_it(pico, feather, key):

