@@ -77,12 +77,13 @@ def mpy_cross_once():
     return require_tool("mpy-cross")
 
 
-def patched_source(tmp_path, old, new):
-    """A copy of the Thumb module with one line changed, as a wrong edit would."""
-    with open(thumb_emu.THUMB_SOURCE) as f:
+def patched_source(tmp_path, old, new, source=thumb_emu.THUMB_SOURCE):
+    """A copy of a firmware module (the enhancer's Thumb module unless told) with one line
+    changed, as a wrong edit would."""
+    with open(source) as f:
         src = f.read()
     assert src.count(old) == 1, old
-    path = tmp_path / "airmark_enhancer_thumb.py"
+    path = tmp_path / os.path.basename(source)
     path.write_text(src.replace(old, new))
     return str(path)
 
@@ -149,13 +150,9 @@ def test_the_thumb_matched_filters_are_thumb1_and_cheaper_than_viper(viper_code,
 def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_code,
                                                             mpy_cross_once):
     """The offset binary taken off with the wrong sign bit (0x4000): the replay must fail."""
-    with open(thumb_emu.MF_THUMB_SOURCE) as f:
-        src = f.read()
-    old = "    lsl(r4, r4, 15)             # 0x8000"
-    assert src.count(old) == 1
-    path = tmp_path / "airmark_viper_thumb.py"
-    path.write_text(src.replace(old, "    lsl(r4, r4, 14)             # 0x4000"))
-    code = thumb_emu.compile_thumb("armv6m", source=str(path), mpy_cross=mpy_cross_once)
+    src = patched_source(tmp_path, "    lsl(r4, r4, 15)             # 0x8000",
+                         "    lsl(r4, r4, 14)             # 0x4000", thumb_emu.MF_THUMB_SOURCE)
+    code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
     res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
                                   mf_code=code)
     assert res["mismatching_hops"] > 0
@@ -183,13 +180,9 @@ def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, mf_
 
 def test_a_wrong_edit_of_a_viper_kernel_is_caught(tmp_path, mpy_cross_once):
     """The feature's comparison made non-strict: the replay must fail."""
-    with open(thumb_emu.VIPER_SOURCE) as f:
-        src = f.read()
-    old = "            if a + a1 < b + b1:"
-    assert src.count(old) == 1
-    path = tmp_path / "airmark_viper.py"
-    path.write_text(src.replace(old, "            if a + a1 <= b + b1:"))
-    codes = thumb_emu.compile_viper("armv6m", source=str(path), mpy_cross=mpy_cross_once)
+    src = patched_source(tmp_path, "            if a + a1 < b + b1:",
+                         "            if a + a1 <= b + b1:", thumb_emu.VIPER_SOURCE)
+    codes = thumb_emu.compile_viper("armv6m", source=src, mpy_cross=mpy_cross_once)
     res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=codes)
     assert res["mismatching_hops"] > 0
 
