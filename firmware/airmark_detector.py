@@ -266,9 +266,11 @@ class Detector:
         self._mf = None
         self._ctl = None
         self._grp_kern = self._grp
+        self.thumb_error = None  # why the Thumb matched filters did not load, where present
         if self.kernels is not None and use_thumb:
             get = getattr(self.kernels, "thumb_matched_filters", None)
             self._mf = get() if get is not None else None
+            self.thumb_error = getattr(self.kernels, "thumb_error", None)
             if self._mf is not None:
                 self._ctl = array.array("i", [0, 0] + [int(v) for v in self._grp])
                 self._grp_kern = bytearray(1)
@@ -325,6 +327,20 @@ class Detector:
     @property
     def score(self):
         return self.score_q8 / 256.0
+
+    def kernel_path(self):
+        """Which code runs the hop: "viper", "viper+thumb" (the matched filters in Thumb
+        assembly) or "array-ops" (ulab or numpy); with a line enhancer, its own after a
+        comma ("enhancer:thumb", "enhancer:viper" or "enhancer:array-ops")."""
+        if self.kernels is None:
+            path = "array-ops"
+        else:
+            path = "viper+thumb" if self._mf is not None else "viper"
+        e = self.enhancer
+        if e is not None:
+            path += ",enhancer:" + ("thumb" if e.thumb_tables is not None else
+                                    "viper" if e.kernels is not None else "array-ops")
+        return path
 
     def state_bytes(self):
         """Bytes held in arrays (the detector's RAM apart from small Python objects)."""

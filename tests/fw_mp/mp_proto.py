@@ -18,6 +18,8 @@ lines = [
     proto.error(proto.exc_text(KeyError())),
     proto.detection(1, 3280 / 256, "k"),  # 12.8125: an exact tie at 3 decimals
     proto.detection(2, -2.5, "k"),
+    proto.hello("pico-inmp441", "micropython", "k", 16000, 128, 23584, 4352, 125000000,
+                "viper+thumb,enhancer:thumb"),
 ]
 for text in lines:
     print(text)
@@ -32,5 +34,7 @@ check("nan is null", proto.jfloat(float("nan")) == "null")
 check("tie rounds away from zero", '"score":12.813' in lines[10] and '"score":-2.500' in lines[11])
 check("decimals", proto.jfloat(1.25, 1) == "1.3" and proto.jfloat(0.0496, 2) == "0.05"
       and proto.jfloat(7.6, 0) == "8")
+check("kernels", json.loads(lines[12])["kernels"] == "viper+thumb,enhancer:thumb"
+      and json.loads(lines[0])["kernels"] is None)
 check("ms", proto.samples_to_ms(16000 * 3600 * 24, 16000) == 86400000)
 finish()

@@ -15,8 +15,10 @@ BOOM = -12345
 try:
     import fw_fake_config
     STOP_AFTER_HOPS = fw_fake_config.STOP_AFTER_HOPS
+    THUMB_ERROR = getattr(fw_fake_config, "THUMB_ERROR", None)
 except ImportError:
     STOP_AFTER_HOPS = 0
+    THUMB_ERROR = None
 
 
 class Detector:
@@ -25,6 +27,10 @@ class Detector:
         self.samples = 0
         self.hops = 0
         self.resets = 0
+        self.thumb_error = THUMB_ERROR
+
+    def kernel_path(self):
+        return "fake"
 
     def state_bytes(self):
         return 1000
