@@ -153,8 +153,8 @@ class Detector:
     All storage is allocated here: the integer state lives in one int32 array
     (bounds in docs/ALGORITHM.md, "Integer bounds"), the feature and D rings in
     bytearray / int16 arrays; ndarray views over them serve the array-ops path.
-    On MicroPython the whole hop runs in three viper calls (and the matched filters in
-    Thumb assembly on ARM boards) and allocates nothing.
+    On MicroPython the whole hop runs in three viper calls (on ARM boards hop_pairs' work
+    in two calls of Thumb assembly instead) and allocates nothing.
     """
 
     def __init__(self, record, *, use_kernels=True, use_thumb=True):
@@ -259,21 +259,20 @@ class Detector:
             for m in range(len(g)):
                 self._grp[4 * j - 2 + m] = g[m]
         self._pos = array.array("H", (i for plist in plists for i in plist))
-        # On ARM boards the matched filters run in Thumb assembly (airmark_viper_thumb) after
-        # hop_pairs, which then gets no groups (_grp_kern) and skips its own loop; _ctl is
-        # the assembly's control words: hm, hm & 1, then _grp. use_thumb=False keeps the
-        # viper loop there, to compare them.
+        # On ARM boards hop_pairs' work runs in Thumb assembly (airmark_viper_thumb): the
+        # correlations and D (_ps), then the matched filters (_mf); _ctl is their control
+        # words: hm, hm & 1, w, then _grp. use_thumb=False keeps viper there, to compare.
+        self._ps = None
         self._mf = None
         self._ctl = None
-        self._grp_kern = self._grp
-        self.thumb_error = None  # why the Thumb matched filters did not load, where present
+        self.thumb_error = None  # why the Thumb module did not load, where present
         if self.kernels is not None and use_thumb:
-            get = getattr(self.kernels, "thumb_matched_filters", None)
-            self._mf = get() if get is not None else None
+            get = getattr(self.kernels, "thumb_pairs", None)
+            fns = get() if get is not None else None
             self.thumb_error = getattr(self.kernels, "thumb_error", None)
-            if self._mf is not None:
-                self._ctl = array.array("i", [0, 0] + [int(v) for v in self._grp])
-                self._grp_kern = bytearray(1)
+            if fns is not None:
+                self._ps, self._mf = fns
+                self._ctl = array.array("i", [0, 0, 0] + [int(v) for v in self._grp])
         self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
         st[0] = npairs
@@ -354,7 +353,7 @@ class Detector:
         total += 2 * len(self._xa) + 2 * len(self._da)
         total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8) + len(self._grp)
         if self._ctl is not None:
-            total += 4 * len(self._ctl) + len(self._grp_kern)
+            total += 4 * len(self._ctl)
         if np is not None:
             total += 2 * len(self._plus)
         counted = []  # the pairs of a period share one array: count it once
@@ -482,12 +481,15 @@ class Detector:
             x = self._enh_out
         if kern is not None:
             kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
-            kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp_kern)
-            if self._mf is not None:
+            if self._ps is not None:
                 ctl = self._ctl
                 ctl[0] = hm
                 ctl[1] = hm & 1
+                ctl[2] = w
+                self._ps(self._st, self._feat_buf, self._da, ctl)
                 self._mf(self._st, self._da, self._pos, ctl)
+            else:
+                kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp)
             packed = kern.best_score(self._st, self._hyps8, len(self._hyps8), self.lag_periods, phase)
         else:
             self._features(x, w)

@@ -17,7 +17,7 @@ import micropython
 # (ImportError) is the ESP32's normal case; a board reports the rest (main.py).
 thumb_error = None
 try:
-    import airmark_viper_thumb as _thumb  # ARM boards: the matched filters in Thumb assembly
+    import airmark_viper_thumb as _thumb  # ARM boards: hop_pairs' work in Thumb assembly
 except ImportError:
     _thumb = None
 except (SyntaxError, ValueError, NotImplementedError) as exc:
@@ -25,10 +25,10 @@ except (SyntaxError, ValueError, NotImplementedError) as exc:
     thumb_error = exc
 
 
-def thumb_matched_filters():
-    """airmark_viper_thumb.matched_filters where the Thumb module loads, else None: the
-    detector then gives hop_pairs no groups and calls it after hop_pairs."""
-    return None if _thumb is None else _thumb.matched_filters
+def thumb_pairs():
+    """(airmark_viper_thumb.pair_stats, .matched_filters) where the Thumb module loads,
+    else None. The detector then calls them in place of hop_pairs: the same integers."""
+    return None if _thumb is None else (_thumb.pair_stats, _thumb.matched_filters)
 
 
 @micropython.viper

@@ -1,20 +1,208 @@
-"""The detector's matched filters in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
+"""The detector's hop_pairs in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
 
 airmark: thumb-only (mpy-cross -march=armv6m/armv7m; ESP32 and unix builds cannot compile
 it, and `airmark flash` leaves it out there). airmark_viper hands it over where it imports
-(thumb_matched_filters); the detector then gives the viper hop_pairs no groups, so it
-skips its own matched-filter loop, and calls `matched_filters` after it. Same integers as
-that loop (docs/ALGORITHM.md §4): viper keeps every local of the loop on the stack on a
-Cortex-M0+, about 150 cycles a position; here a position of a three-pair period takes
-about 19. Only Thumb-1 instructions are used; register-offset ldrh and the high-register
-add and cmp, which MicroPython's assembler lacks, are written with data(), and the high
+(thumb_pairs); the detector then calls `pair_stats` and `matched_filters` in place of the
+viper hop_pairs, with the same integers (docs/ALGORITHM.md §4). On a Cortex-M0+ viper keeps
+every local on the stack: its matched-filter loop takes about 150 cycles a position, here
+19 for a three-pair period; its correlations about 1 480 cycles a pair, here about 260.
+Only Thumb-1 instructions are used; register-offset ldrh/ldrsh and the high-register add
+and cmp, which MicroPython's assembler lacks, are written with data(), and the high
 registers r8-r11 they borrow are saved and restored (r12 is scratch, as the AAPCS allows).
 """
 
 import micropython
 
-# ctl (int32 words, the detector's _ctl): hm, hm & 1, the number of periods, then per
+# ctl (int32 words, the detector's _ctl): hm, hm & 1, w, the number of periods, then per
 # period its pairs' count and indices (count, p0, p1, p2), as in the detector's _grp
+
+
+@micropython.asm_thumb
+def pair_stats(r0, r1, r2, r3):
+    # r0 = st (int32 state), r1 = feat (the feature ring, 32 bits a word), r2 = d (the D
+    # rings, uint16), r3 = ctl. hop_pairs' first loop, pair by pair: c = h - 2 popcount(this
+    # hop XOR the hop `lag` earlier), C, D = dw C - C one block back, the D ring and the
+    # window sums of D^2 and D. The past window starts at any bit: (word >> r) | (next
+    # word << (32 - r)), where a shift by 32 gives 0 on ARM, so r = 0 needs no branch.
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    mov(r7, r11)
+    push({r4, r5, r6, r7})
+    push({r0, r1, r2, r3})
+    push({r4, r5, r6})          # [sp]: pair fields, its D ring, the end; then st, feat, d, ctl
+    mov(r4, 0x55)               # the SWAR popcount's masks, in r8-r11
+    lsl(r5, r4, 8)
+    orr(r4, r5)
+    lsl(r5, r4, 16)
+    orr(r4, r5)
+    mov(r8, r4)                 # 0x55555555
+    mov(r4, 0x33)
+    lsl(r5, r4, 8)
+    orr(r4, r5)
+    lsl(r5, r4, 16)
+    orr(r4, r5)
+    mov(r9, r4)                 # 0x33333333
+    mov(r4, 0x0F)
+    lsl(r5, r4, 8)
+    orr(r4, r5)
+    lsl(r5, r4, 16)
+    orr(r4, r5)
+    mov(r10, r4)                # 0x0F0F0F0F
+    mov(r4, 1)
+    lsl(r5, r4, 8)
+    orr(r4, r5)
+    lsl(r5, r4, 16)
+    orr(r4, r5)
+    mov(r11, r4)                # 0x01010101
+    mov(r7, sp)
+    ldr(r4, [r0, 0])            # npairs
+    cmp(r4, 0)
+    bgt(PS_GO)
+    b(PS_DONE)
+    label(PS_GO)
+    mov(r5, 56)
+    mul(r4, r5)
+    mov(r6, r0)
+    add(r6, 20)                 # pair 0's fields: st + 4 * 5
+    add(r4, r4, r6)
+    str(r6, [r7, 0])
+    str(r2, [r7, 4])
+    str(r4, [r7, 8])
+
+    label(PAIR)
+    mov(r7, sp)
+    ldr(r6, [r7, 0])            # the pair's fields: lag, wl, mo, c, c_prev, num, C[2], q[2], T[2]
+    ldr(r5, [r7, 12])           # st
+    ldr(r3, [r7, 24])           # ctl
+    ldr(r0, [r3, 8])            # w
+    ldr(r1, [r6, 0])            # lag
+    sub(r1, r0, r1)             # a = w - lag
+    bge(A_OK)
+    ldr(r2, [r5, 4])            # ring
+    add(r1, r1, r2)
+    label(A_OK)
+    ldr(r4, [r7, 16])           # feat
+    lsr(r2, r1, 5)
+    lsl(r2, r2, 2)
+    add(r2, r2, r4)             # the past window's first word
+    mov(r3, 31)
+    and_(r3, r1)                # r = a & 31
+    mov(r1, r2)
+    mov(r2, r3)
+    mov(r3, 32)
+    sub(r3, r3, r2)             # 32 - r
+    lsr(r0, r0, 5)
+    lsl(r0, r0, 2)
+    add(r0, r0, r4)             # this hop's first word
+    ldr(r4, [r5, 8])            # h
+    lsr(r4, r4, 3)              # bytes of the hop's words
+    add(r4, r4, r0)
+    mov(r12, r4)
+    mov(r4, 0)                  # mismatches
+
+    label(WORD)
+    ldr(r5, [r1, 0])
+    lsr(r5, r2)
+    ldr(r6, [r1, 4])
+    lsl(r6, r3)
+    orr(r5, r6)                 # the past window's word
+    ldr(r6, [r0, 0])
+    eor(r5, r6)
+    lsr(r6, r5, 1)
+    mov(r7, r8)
+    and_(r6, r7)
+    sub(r5, r5, r6)
+    mov(r7, r9)
+    mov(r6, r5)
+    and_(r6, r7)
+    lsr(r5, r5, 2)
+    and_(r5, r7)
+    add(r5, r5, r6)
+    lsr(r6, r5, 4)
+    add(r5, r5, r6)
+    mov(r7, r10)
+    and_(r5, r7)
+    mov(r7, r11)
+    mul(r5, r7)
+    lsr(r5, r5, 24)             # the word's popcount
+    add(r4, r4, r5)
+    add(r0, 4)
+    add(r1, 4)
+    data(2, 0x4560)             # cmp(r0, r12)
+    bcc(WORD)
+
+    mov(r7, sp)
+    ldr(r5, [r7, 12])           # st
+    ldr(r6, [r7, 0])            # the pair's fields
+    ldr(r0, [r5, 8])            # h
+    lsl(r4, r4, 1)
+    sub(r0, r0, r4)             # c = h - 2 mismatches
+    ldr(r1, [r6, 16])           # c one hop back
+    add(r1, r1, r0)             # C, the block's sum
+    str(r0, [r6, 12])
+    str(r0, [r6, 16])
+    ldr(r3, [r7, 24])           # ctl
+    ldr(r3, [r3, 4])            # phase
+    lsl(r3, r3, 2)
+    add(r3, r3, r6)             # the phase's C, q and T at +24, +32, +40
+    ldr(r2, [r3, 24])           # C one block back
+    str(r1, [r3, 24])
+    ldr(r0, [r5, 16])           # dw
+    mul(r0, r1)
+    sub(r0, r0, r2)             # D = dw C - C one block back
+    ldr(r2, [r7, 4])            # the pair's D ring
+    ldr(r4, [r7, 24])
+    ldr(r4, [r4, 0])            # hm
+    ldr(r1, [r6, 4])            # wl
+    lsl(r1, r1, 1)
+    sub(r1, r4, r1)             # where the D leaving the window is: hm - 2 wl
+    bge(LI_OK)
+    ldr(r7, [r5, 12])           # dlen
+    add(r1, r1, r7)
+    label(LI_OK)
+    lsl(r1, r1, 1)
+    data(2, 0x5E51)             # ldrsh(r1, [r2, r1]): the leaving D
+    lsl(r4, r4, 1)
+    add(r4, r4, r2)
+    strh(r0, [r4, 0])           # D at hm and at its mirror hm + dlen
+    ldr(r7, [r5, 12])
+    lsl(r7, r7, 1)
+    add(r4, r4, r7)
+    strh(r0, [r4, 0])
+    mov(r4, r0)
+    mul(r4, r0)
+    mov(r7, r1)
+    mul(r7, r1)
+    sub(r4, r4, r7)
+    ldr(r7, [r3, 32])
+    add(r7, r7, r4)
+    str(r7, [r3, 32])           # q += D^2 - leaving D^2
+    sub(r0, r0, r1)
+    ldr(r7, [r3, 40])
+    add(r7, r7, r0)
+    str(r7, [r3, 40])           # T += D - leaving D
+    mov(r7, sp)
+    add(r6, 56)
+    str(r6, [r7, 0])            # the next pair
+    ldr(r4, [r5, 12])
+    lsl(r4, r4, 2)
+    add(r2, r2, r4)
+    str(r2, [r7, 4])            # its D ring, 2 dlen int16 on
+    ldr(r4, [r7, 8])
+    cmp(r6, r4)
+    bcs(PS_DONE)
+    b(PAIR)
+
+    label(PS_DONE)
+    pop({r4, r5, r6})
+    pop({r0, r1, r2, r3})
+    pop({r4, r5, r6, r7})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
+    mov(r11, r7)
+    mov(r0, 0)
 
 
 @micropython.asm_thumb
@@ -31,9 +219,9 @@ def matched_filters(r0, r1, r2, r3):
     mov(r7, r11)
     push({r4, r5, r6, r7})
     push({r0, r1, r2, r3})
-    ldr(r4, [r3, 8])            # groups
+    ldr(r4, [r3, 12])           # groups
     mov(r5, r3)
-    add(r5, 12)                 # the first group's words
+    add(r5, 16)                 # the first group's words
     push({r4, r5})              # [sp]: groups left, group, st, d, pos, ctl
 
     label(GROUP)

@@ -124,7 +124,7 @@ def setup(emit):
                      detector.hop_samples, detector.state_bytes(), cap.buf_bytes, cpu_hz,
                      detector.kernel_path()))
     if detector.thumb_error is not None:  # a broken install: it runs, but slower
-        emit(proto.error("Thumb matched filters not loaded, the viper loop runs instead: " +
+        emit(proto.error("airmark_viper_thumb not loaded, viper runs instead: " +
                          proto.exc_text(detector.thumb_error)))
     loop = airmark_loop.Loop(cap, detector, airmark_loop.SystemClock(), emit, KEY["key_id"],
                              16000, led=led, wdt=wdt, heap_free=gc.mem_free,

@@ -163,7 +163,7 @@ def test_main_boots_on_fake_board(mp, tmp_path):
 
 
 def test_main_reports_a_thumb_module_that_did_not_load_and_keeps_running(mp, tmp_path):
-    """A board whose Thumb matched filters failed to load (e.g. an .mpy for another
+    """A board whose Thumb kernels failed to load (e.g. an .mpy for another
     architecture) says so in one error line after hello, and detects anyway."""
     import json
 
@@ -176,7 +176,7 @@ def test_main_reports_a_thumb_module_that_did_not_load_and_keeps_running(mp, tmp
     assert r.returncode == 0, r.stdout + r.stderr
     events = [h.parse_lines(ln)[0] for ln in r.stdout.splitlines() if ln.startswith("{")]
     assert [e["event"] for e in events[:2]] == ["hello", "error"]
-    assert events[1]["msg"] == ("Thumb matched filters not loaded, the viper loop runs instead: "
+    assert events[1]["msg"] == ("airmark_viper_thumb not loaded, viper runs instead: "
                                 "ValueError: incompatible .mpy arch")
     assert [e["event"] for e in events].count("detection") == 1
 

@@ -112,8 +112,7 @@ def test_the_compiled_thumb_hop_replays_the_enhancer_golden_vector(hop_code, vip
 
 @pytest.fixture(scope="module")
 def mf_code(mpy_cross_once):
-    return {arch: thumb_emu.compile_thumb(arch, source=thumb_emu.MF_THUMB_SOURCE,
-                                          mpy_cross=mpy_cross_once)
+    return {arch: thumb_emu.compile_pairs_thumb(arch, mpy_cross=mpy_cross_once)
             for arch in thumb_emu.ARCHES}
 
 
@@ -122,7 +121,7 @@ def mf_code(mpy_cross_once):
     ("armv6m", GOLDEN, True), ("armv6m", GOLDEN_DW1, True)])
 def test_the_compiled_kernels_replay_the_golden_vectors(viper_code, mf_code, arch, golden,
                                                         viper_only):
-    """The plain keys' path on a board: the viper kernels and, on ARM, the matched filters in
+    """The plain keys' path on a board: the viper kernels and, on ARM, hop_pairs' work in
     Thumb assembly (or all in viper, as an ESP32 runs them), as machine code with 32-bit
     machine ints: every integer of the vector."""
     res = thumb_emu.replay_golden(golden, arch, cost_hops=1, viper_codes=viper_code[arch],
@@ -133,15 +132,18 @@ def test_the_compiled_kernels_replay_the_golden_vectors(viper_code, mf_code, arc
     assert res["kernel_calls"] == (3 if viper_only else 4) * res["hops"]
     assert res["kernels_m0plus_cycles_per_hop"] > res["kernels_instructions_per_hop"] > 1000
     by_name = res["kernels_m0plus_cycles_per_hop_by_name"]
-    assert ("matched_filters" in by_name) != viper_only
+    assert ("matched_filters" in by_name) != viper_only and ("pair_stats" in by_name) != viper_only
+    assert (by_name.get("hop_pairs", 0) > 0) == viper_only
     assert res["kernel_path"] == ("viper" if viper_only else "viper+thumb")
 
 
-def test_the_thumb_matched_filters_are_thumb1_and_cheaper_than_viper(viper_code, mf_code):
-    """The Thumb matched filters hold only ARMv6-M instructions, and the whole point of them:
-    the hop's kernels cost fewer Cortex-M0+ cycles with them than with the viper loop
-    (cycle counts of the same machine code, not timings)."""
-    assert thumb_emu.thumb1_violations(mf_code["armv6m"]) == []
+def test_the_thumb_pairs_are_thumb1_and_cheaper_than_viper(viper_code, mf_code):
+    """The detector's Thumb functions hold only ARMv6-M instructions, and the whole point of
+    them: the hop's kernels cost fewer Cortex-M0+ cycles with them than with viper's
+    hop_pairs (cycle counts of the same machine code, not timings)."""
+    assert set(mf_code["armv6m"]) == {"pair_stats", "matched_filters"}
+    for code in mf_code["armv6m"].values():
+        assert thumb_emu.thumb1_violations(code) == []
     cycles = {}
     for viper_only in (False, True):
         res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=4,
@@ -157,7 +159,18 @@ def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_cod
     the replay must fail."""
     src = patched_source(tmp_path, "    lsl(r4, r4, 15)             # 0x8000",
                          "    lsl(r4, r4, 14)             # 0x4000", thumb_emu.MF_THUMB_SOURCE)
-    code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
+                                  mf_code=code)
+    assert res["mismatching_hops"] > 0
+
+
+def test_a_wrong_edit_of_the_thumb_pair_stats_is_caught(tmp_path, viper_code, mpy_cross_once):
+    """The D leaving the window read unsigned (ldrh for ldrsh): the replay must fail."""
+    src = patched_source(tmp_path, "    data(2, 0x5E51)             # ldrsh(r1, [r2, r1])",
+                         "    data(2, 0x5A51)             # ldrh(r1, [r2, r1])",
+                         thumb_emu.MF_THUMB_SOURCE)
+    code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
     res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
                                   mf_code=code)
     assert res["mismatching_hops"] > 0
@@ -165,12 +178,12 @@ def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_cod
 
 def test_a_thumb_function_that_does_not_restore_a_callers_register_is_refused(
         tmp_path, viper_code, mpy_cross_once):
-    """r11 left as the matched filters' scratch: every integer could still come out right,
-    but MicroPython's caller keeps its own values in r4-r11, so the tool refuses it."""
-    src = patched_source(tmp_path, "    mov(r10, r6)\n    mov(r11, r7)\n    mov(r0, 0)",
-                         "    mov(r10, r6)\n    mov(r0, 0)", thumb_emu.MF_THUMB_SOURCE)
-    code = thumb_emu.compile_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
-    with pytest.raises(RuntimeError, match="returned with r11 changed"):
+    """r11 left holding pair_stats' popcount constant: every integer could still come out
+    right, but MicroPython's caller keeps its own values in r4-r11, so the tool refuses it."""
+    src = patched_source(tmp_path, "    mov(r10, r6)\n    mov(r11, r7)\n    mov(r0, 0)\n\n\n",
+                         "    mov(r10, r6)\n    mov(r0, 0)\n\n\n", thumb_emu.MF_THUMB_SOURCE)
+    code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    with pytest.raises(RuntimeError, match="pair_stats returned with r11 changed"):
         thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
                                 mf_code=code)
 

@@ -182,16 +182,27 @@ def compile_module(source, arch="armv6m", mpy_cross="mpy-cross"):
             return read_mpy(f.read())[1]
 
 
-def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
-    """The machine code of a Thumb module's one 4-argument asm function (`hop` of the
-    enhancer's module by default; `matched_filters` with source=MF_THUMB_SOURCE),
-    compiled by mpy-cross for `arch` as `airmark flash` does."""
-    hops = [f for f in compile_module(source, arch, mpy_cross)
-            if f.kind == KIND_ASM and f.n_args == 4]
-    if len(hops) != 1:
-        raise ToolError("expected one 4-argument asm function in %s, found %d"
-                        % (os.path.basename(source), len(hops)))
-    return hops[0].code
+def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross", names=("hop",)):
+    """The machine code of a Thumb module's 4-argument asm functions, compiled by mpy-cross
+    for `arch` as `airmark flash` does: the enhancer's `hop` by default (its code), or
+    {name: code} for the detector's module (compile_pairs_thumb). The .mpy does not name
+    native functions, so `names` are taken in the order the source defines them."""
+    fns = [f for f in compile_module(source, arch, mpy_cross)
+           if f.kind == KIND_ASM and f.n_args == 4]
+    if len(fns) != len(names):
+        raise ToolError("expected %d 4-argument asm function(s) in %s, found %d"
+                        % (len(names), os.path.basename(source), len(fns)))
+    if names == ("hop",):
+        return fns[0].code
+    return {n: f.code for n, f in zip(names, fns)}
+
+
+MF_THUMB_NAMES = ("pair_stats", "matched_filters")  # airmark_viper_thumb, in source order
+
+
+def compile_pairs_thumb(arch="armv6m", source=MF_THUMB_SOURCE, mpy_cross="mpy-cross"):
+    """{name: machine code} of the detector's Thumb module (pair_stats, matched_filters)."""
+    return compile_thumb(arch, source, mpy_cross, MF_THUMB_NAMES)
 
 
 @contextlib.contextmanager
@@ -757,11 +768,13 @@ def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
     asm = ()
     if not viper_only:
         if mf_code is None:
-            mf_code = compile_thumb(arch, source=MF_THUMB_SOURCE, mpy_cross=mpy_cross)
-        codes["matched_filters"] = _checked_thumb(mf_code, arch, "the Thumb matched filters")
-        asm = ("matched_filters",)
+            mf_code = compile_pairs_thumb(arch, mpy_cross=mpy_cross)
+        for name in MF_THUMB_NAMES:
+            codes[name] = _checked_thumb(mf_code[name], arch, "the Thumb " + name)
+        asm = MF_THUMB_NAMES
     kernels = ViperKernels(codes, machine, asm)
-    thumb = None if viper_only else types.SimpleNamespace(matched_filters=kernels.matched_filters)
+    thumb = None if viper_only else types.SimpleNamespace(
+        **{name: getattr(kernels, name) for name in MF_THUMB_NAMES})
     viper = viper_module(VIPER_SOURCE, kernels, "airmark_viper_emu", "airmark_viper_thumb", thumb)
     core = load_detector(viper)
     enh_kernels = None
