@@ -31,30 +31,21 @@ def pair_stats(r0, r1, r2, r3):
     push({r4, r5, r6, r7})
     push({r0, r1, r2, r3})
     push({r4, r5, r6})          # [sp]: pair fields, its D ring, the end; then st, feat, d, ctl
-    mov(r4, 0x55)               # the SWAR popcount's masks, in r8-r11
+    mov(r4, 1)                  # the SWAR popcount's masks, in r8-r11
     lsl(r5, r4, 8)
     orr(r4, r5)
     lsl(r5, r4, 16)
     orr(r4, r5)
-    mov(r8, r4)                 # 0x55555555
-    mov(r4, 0x33)
-    lsl(r5, r4, 8)
-    orr(r4, r5)
-    lsl(r5, r4, 16)
-    orr(r4, r5)
-    mov(r9, r4)                 # 0x33333333
-    mov(r4, 0x0F)
-    lsl(r5, r4, 8)
-    orr(r4, r5)
-    lsl(r5, r4, 16)
-    orr(r4, r5)
-    mov(r10, r4)                # 0x0F0F0F0F
-    mov(r4, 1)
-    lsl(r5, r4, 8)
-    orr(r4, r5)
-    lsl(r5, r4, 16)
-    orr(r4, r5)
-    mov(r11, r4)                # 0x01010101
+    mov(r11, r4)                # 0x01010101, and each byte mask repeated by it
+    mov(r5, 0x55)
+    mul(r5, r4)
+    mov(r8, r5)                 # 0x55555555
+    mov(r5, 0x33)
+    mul(r5, r4)
+    mov(r9, r5)                 # 0x33333333
+    mov(r5, 0x0F)
+    mul(r5, r4)
+    mov(r10, r5)                # 0x0F0F0F0F
     mov(r7, sp)
     ldr(r4, [r0, 0])            # npairs
     cmp(r4, 0)
