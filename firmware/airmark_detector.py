@@ -270,7 +270,7 @@ class Detector:
             get = getattr(self.kernels, "thumb_pairs", None)
             fns = get() if get is not None else None
             self.thumb_error = getattr(self.kernels, "thumb_error", None)
-            if fns is not None:
+            if fns is not None and n >= 64 and n % 64 == 0:  # pair_stats: whole hop words
                 self._ps, self._mf = fns
                 self._ctl = array.array("i", [0, 0, 0] + [int(v) for v in self._grp])
         self._mods = []
@@ -328,8 +328,8 @@ class Detector:
         return self.score_q8 / 256.0
 
     def kernel_path(self):
-        """Which code runs the hop: "viper", "viper+thumb" (the matched filters in Thumb
-        assembly) or "array-ops" (ulab or numpy); with a line enhancer, its own after a
+        """Which code runs the hop: "viper", "viper+thumb" (hop_pairs' correlations, D and
+        matched filters in Thumb assembly) or "array-ops" (ulab or numpy); with a line enhancer, its own after a
         comma ("enhancer:thumb", "enhancer:viper" or "enhancer:array-ops")."""
         if self.kernels is None:
             path = "array-ops"

@@ -4,14 +4,15 @@ Usage: python tools/thumb_emu.py [GOLDEN_DIR] [--key KEYFILE] [--arch armv6m|arm
                                  [--viper-only] [--cost-hops N] [--json]
 
 mpy-cross compiles the firmware as `airmark flash` does (armv6m for the RP2040, armv7m for
-the RP2350): the detector's viper kernels (firmware/airmark_viper.py), its matched filters
-in Thumb assembly (firmware/airmark_viper_thumb.py), the line enhancer's Thumb hop
-(firmware/airmark_enhancer_thumb.py) and, with --viper-only, what an ESP32 runs instead:
-the viper kernels alone, the enhancer's included (firmware/airmark_enhancer_viper.py). This
-reads their machine code out of the .mpy files and runs it with unicorn (QEMU's M-profile core) in
-emulated RAM, in place of the host's numpy paths; the part of MicroPython's runtime that
-viper code calls (argument conversion, boxing, small-int division) is answered in Python,
-and only the Python between the calls runs on CPython. The golden vector (default
+the RP2350): the detector's viper kernels (firmware/airmark_viper.py), its hop_pairs in
+Thumb assembly (firmware/airmark_viper_thumb.py: pair_stats, matched_filters), the line
+enhancer's Thumb hop (firmware/airmark_enhancer_thumb.py) and, with --viper-only, what an
+ESP32 runs instead: the viper kernels alone, the enhancer's included
+(firmware/airmark_enhancer_viper.py). This reads their machine code out of the .mpy files
+and runs it with unicorn (QEMU's M-profile core) in emulated RAM, in place of the host's
+numpy paths; the part of MicroPython's runtime that viper code calls (argument
+conversion, boxing, small-int division) is answered in Python, and only the Python
+between the calls runs on CPython. The golden vector (default
 tests/golden-enh) is replayed through the whole detector and every integer, event and
 score is compared, as tools/golden_check.py does on a board; with --key, the golden input
 is replayed with that key against what the host's core computes for it.
@@ -753,10 +754,10 @@ def replay_samples(key, x, expected, arch="armv6m", cost_hops=8, progress=None,
                    thumb_code=None, viper_codes=None, mpy_cross="mpy-cross", viper_only=False,
                    enhancer_viper_codes=None, mf_code=None):
     """Feed the int16 samples `x` hop by hop to the detector as an ARM board runs it: its
-    viper kernels, its matched filters in Thumb assembly and, for a line-enhancer key, the
+    viper kernels, its hop_pairs in Thumb assembly and, for a line-enhancer key, the
     enhancer's Thumb hop, as machine code on the emulated machine; only the Python between
     them runs on CPython. viper_only=True runs what an ESP32 runs instead: the viper
-    kernels alone (the detector's matched filters in viper, the enhancer's viper kernels).
+    kernels alone (the detector's hop_pairs in viper, the enhancer's viper kernels).
     `expected` is a golden expected.json (hops, events, scores). Returns a dict: hops,
     mismatching hops, events (got, expected), differing scores, and the cost per hop over
     the first `cost_hops` hops. The code is compiled from the firmware unless given."""
