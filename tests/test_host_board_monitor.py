@@ -17,7 +17,8 @@ from airmark.serialio import Disconnected, PortUnavailable, SerialTimeout
 from virtual_board import ScaledClock, VirtualBoard
 
 HELLO = (b'{"event":"hello","fw":"0.1.0","proto":1,"board":"pico-inmp441","runtime":"micropython",'
-         b'"key":"k1","rate_hz":16000,"hop":128,"state_bytes":35784,"buf_bytes":4352,"cpu_hz":125000000}')
+         b'"key":"k1","rate_hz":16000,"hop":128,"state_bytes":35784,"buf_bytes":4352,"cpu_hz":125000000,'
+         b'"kernels":"viper+thumb"}')
 STATUS = (b'{"event":"status","uptime_ms":5000,"blocks":625,"overruns":0,"errors":0,"block_us_max":2900,'
           b'"block_us_mean":2300,"load_pct":28,"heap_free":180224}')
 DETECTION = b'{"event":"detection","t_ms":3496,"score":12.449,"key":"k1"}'
@@ -142,6 +143,16 @@ def test_live_view_renders():
     text = con.export_text()
     assert "pico-inmp441" in text and "3.496" in text and "I2S: bad pin" in text and "junk" in text
     assert "load 28%" in text and "1 detections" in text
+    assert "kernels viper+thumb" in text
+
+
+def test_plain_hello_line_names_the_kernels_or_not():
+    """A board's hello carries `kernels`; one flashed before the field existed shows `?`."""
+    new = mon.parse_line(HELLO.decode()).event
+    assert mon.format_record(new).endswith("hop 128  kernels viper+thumb")
+    old = dict(new)
+    del old["kernels"]
+    assert mon.format_record(old).endswith("hop 128  kernels ?")
 
 
 # ---------------------------------------------------------------- virtual board, end to end

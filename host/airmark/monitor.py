@@ -379,8 +379,8 @@ class LiveView:
             head.add_row("port", "[yellow]waiting[/yellow] %s" % (m.waiting_reason or ""))
         if st.hello:
             h = st.hello
-            head.add_row("board", "%s  fw %s  %s  key %s" % (h.get("board"), h.get("fw"),
-                                                              h.get("runtime"), h.get("key")))
+            head.add_row("board", "%s  fw %s  %s  key %s  kernels %s" % (
+                h.get("board"), h.get("fw"), h.get("runtime"), h.get("key"), h.get("kernels") or "?"))
         if st.status:
             s = st.status
             head.add_row("status", "up %.0f s  load %s%%  block %s/%s us  overruns %s  heap %s" % (
