@@ -329,8 +329,9 @@ class Detector:
 
     def kernel_path(self):
         """Which code runs the hop: "viper", "viper+thumb" (hop_pairs' correlations, D and
-        matched filters in Thumb assembly) or "array-ops" (ulab or numpy); with a line enhancer, its own after a
-        comma ("enhancer:thumb", "enhancer:viper" or "enhancer:array-ops")."""
+        matched filters in Thumb assembly) or "array-ops" (ulab or numpy); with a line
+        enhancer, its own after a comma ("enhancer:thumb", "enhancer:viper" or
+        "enhancer:array-ops")."""
         if self.kernels is None:
             path = "array-ops"
         else:

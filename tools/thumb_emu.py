@@ -183,19 +183,21 @@ def compile_module(source, arch="armv6m", mpy_cross="mpy-cross"):
             return read_mpy(f.read())[1]
 
 
-def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross", names=("hop",)):
-    """The machine code of a Thumb module's 4-argument asm functions, compiled by mpy-cross
-    for `arch` as `airmark flash` does: the enhancer's `hop` by default (its code), or
-    {name: code} for the detector's module (compile_pairs_thumb). The .mpy does not name
-    native functions, so `names` are taken in the order the source defines them."""
+def _asm_functions(source, arch, mpy_cross, names):
+    """{name: machine code} of the 4-argument asm functions of `source`, compiled by
+    mpy-cross for `arch` as `airmark flash` does. The .mpy does not name native
+    functions, so `names` are taken in the order the source defines them."""
     fns = [f for f in compile_module(source, arch, mpy_cross)
            if f.kind == KIND_ASM and f.n_args == 4]
     if len(fns) != len(names):
         raise ToolError("expected %d 4-argument asm function(s) in %s, found %d"
                         % (len(names), os.path.basename(source), len(fns)))
-    if names == ("hop",):
-        return fns[0].code
     return {n: f.code for n, f in zip(names, fns)}
+
+
+def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
+    """The machine code of the enhancer's Thumb module's one 4-argument function, `hop`."""
+    return _asm_functions(source, arch, mpy_cross, ("hop",))["hop"]
 
 
 MF_THUMB_NAMES = ("pair_stats", "matched_filters")  # airmark_viper_thumb, in source order
@@ -203,7 +205,7 @@ MF_THUMB_NAMES = ("pair_stats", "matched_filters")  # airmark_viper_thumb, in so
 
 def compile_pairs_thumb(arch="armv6m", source=MF_THUMB_SOURCE, mpy_cross="mpy-cross"):
     """{name: machine code} of the detector's Thumb module (pair_stats, matched_filters)."""
-    return compile_thumb(arch, source, mpy_cross, MF_THUMB_NAMES)
+    return _asm_functions(source, arch, mpy_cross, MF_THUMB_NAMES)
 
 
 @contextlib.contextmanager
