@@ -20,7 +20,6 @@ fixed-point score (score_q8 = 256 x score). The input is 5 s of a deterministic 
 Every port must reproduce them exactly: tools/golden_check.py.
 """
 
-import json
 import os
 import sys
 
@@ -36,35 +35,36 @@ import toolcli  # noqa: E402
 from airmark import fsutil, fw  # noqa: E402
 
 
+def read_vector(gdir):
+    """(key record, int16 samples) of the golden vector in `gdir`, validated."""
+    from airmark import keys
+
+    key = toolcli.load_json(os.path.join(gdir, "key.json"), "key file")
+    try:
+        keys.validate(key)
+        x, rate = sf.read(os.path.join(gdir, "input.wav"), dtype="int16")
+    except (keys.AirmarkError, RuntimeError, OSError) as exc:
+        raise toolcli.ToolError("%s: %s" % (gdir, exc)) from None
+    if rate != 16000 or x.ndim != 1:
+        raise toolcli.ToolError("%s/input.wav: not 16 kHz mono" % gdir)
+    return key, x
+
+
 def main(out_dir, line_enhancer=False, source=None):
     if source is not None:
-        from airmark import keys
-
-        key = toolcli.load_json(os.path.join(source, "key.json"), "key file")
-        try:
-            keys.validate(key)
-            x, rate = sf.read(os.path.join(source, "input.wav"), dtype="int16")
-        except (keys.AirmarkError, RuntimeError, OSError) as exc:
-            raise toolcli.ToolError("%s: %s" % (source, exc)) from None
-        if rate != 16000 or x.ndim != 1:
-            raise toolcli.ToolError("%s/input.wav: not 16 kHz mono" % source)
-    toolcli.make_dir(out_dir)
-    if source is not None:
-        pass
+        key, x = read_vector(source)
     elif line_enhancer:
         from airmark import keys
 
-        gold = os.path.join(ROOT, "tests", "golden")
-        with open(os.path.join(gold, "key.json")) as f:
-            plain = json.load(f)
+        plain, x = read_vector(os.path.join(ROOT, "tests", "golden"))
         # the golden key's twin, keeping its threshold (the golden key has no calibrated one)
         key = keys.enhancer_twin(plain, threshold=plain["threshold"])
-        x, _ = sf.read(os.path.join(gold, "input.wav"), dtype="int16")
     else:
         key = sg.key_record(seed=2024, threshold=6.0)
         host = sg.music_like(5.0, seed=7)
         y, _ = sg.embed_reference(host, key, 1.5, -7.0)
         x = sg.to_int16(y, peak=0.4)
+    toolcli.make_dir(out_dir)
     want = expected(key, x)
     # each file whole or not at all (written to a temporary name, then renamed)
     with toolcli.atomic_output(os.path.join(out_dir, "input.wav")) as tmp:
