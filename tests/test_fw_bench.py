@@ -41,6 +41,7 @@ def test_bench_viper_reports_the_hop_and_its_kernels():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout.strip().splitlines()[-1])
     assert d["lag_pairs"] == 9 and d["hop_samples"] == 128
+    assert d["kernels"] == "viper"  # the unix port has no Thumb assembler
     parts = [d[k] for k in ("features_over_dot1024", "pairs_over_dot1024", "best_over_dot1024")]
     assert all(p > 0 for p in parts)
     assert d["hop_over_dot1024"] > 0
@@ -63,3 +64,43 @@ def test_bench_viper_main_takes_a_path_without_argv():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout.strip().splitlines()[-1])
     assert d["lag_pairs"] == 9 and "board_hop_us" not in d
+
+
+def test_bench_viper_times_the_thumb_calls_and_the_enhancer(tmp_path):
+    """Where the Thumb module loads (ARM boards), bench_viper times the two calls feed
+    makes in place of hop_pairs, and says so; with an enhancer key it times the enhancer
+    as a kernel, not as glue. Unix MicroPython has no Thumb assembler, so a stand-in
+    module that counts its calls takes airmark_viper_thumb's place."""
+    require_tool("micropython")
+    import shutil
+    root = os.path.dirname(h.TOOLS)
+    fw_dir = tmp_path / "firmware"
+    tools_dir = tmp_path / "tools"
+    fw_dir.mkdir()
+    tools_dir.mkdir()
+    for name in ("airmark_detector", "airmark_viper", "airmark_key", "airmark_enhancer",
+                 "airmark_enhancer_viper"):
+        shutil.copy(os.path.join(h.FIRMWARE, name + ".py"), fw_dir)
+    shutil.copy(os.path.join(h.TOOLS, "bench_viper.py"), tools_dir)
+    (fw_dir / "airmark_viper_thumb.py").write_text(
+        "calls = [0, 0]\n"
+        "def pair_stats(st, feat, d, ctl):\n    calls[0] += 1\n"
+        "def matched_filters(st, d, pos, ctl):\n    calls[1] += 1\n")
+    code = ("import sys; sys.path.insert(0, 'tools'); import bench_viper, airmark_viper_thumb as t; "
+            "bench_viper.main(%r); print(t.calls[0], t.calls[1])")
+    runs = {}
+    for name in ("golden", "golden-enh"):
+        key = os.path.join(root, "tests", name, "key.json")
+        r = subprocess.run([h.micropython_bin(), "-c", code % key], capture_output=True,
+                           text=True, timeout=120, cwd=str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.strip().splitlines()
+        runs[name] = (json.loads(lines[-2]), [int(v) for v in lines[-1].split()])
+    d, calls = runs["golden"]
+    assert d["kernels"] == "viper+thumb"
+    # feed: 300 warm-up + 5 x 200 timed hops; the pairs alone: 5 x 200 more calls
+    assert calls == [2300, 2300]
+    assert d["pairs_over_dot1024"] > 0 and d["enhancer_over_dot1024"] == 0
+    d, calls = runs["golden-enh"]
+    assert d["kernels"] == "viper+thumb,enhancer:viper"
+    assert d["enhancer_over_dot1024"] > d["features_over_dot1024"] > 0

@@ -1,20 +1,25 @@
 """Per-hop cost of the detector's viper path, as a ratio to a reference viper kernel.
 
 Usage: micropython tools/bench_viper.py [KEYJSON]
-On a board: copy firmware/airmark_{detector,viper,key}.py, this file and a key file to it,
-then `import bench_viper; bench_viper.main("key.json")`: the output then also has
-`board_hop_us` and `board_load_pct`, the hop timed on the board itself.
+On a board: copy firmware/airmark_{detector,viper,key}.py (ARM boards: and
+airmark_viper_thumb.py; enhancer keys: the airmark_enhancer modules), this file and a
+key file to it, then `import bench_viper; bench_viper.main("key.json")`: the output
+then also has `board_hop_us` and `board_load_pct`, the hop timed on the board itself,
+and each kernel's own time (`board_features_us`, `board_pairs_us`, `board_best_us`,
+`board_enhancer_us`).
 
 Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
-every lag pair, matched filters, best hypothesis), each of its three kernels alone,
-and the reference kernel of the design's RP2040 cost table (measured on an RP2040):
-a viper int32 dot of two 1024-sample array('h') (745 us at 125 MHz), and the same dot in
-plain bytecode (10 447 us). The hop is viper kernels plus a little bytecode glue in
-Detector.feed, and the two do not scale alike between machines: bytecode costs 14x the
-viper dot on an RP2040 but 30-46x on a desktop. So the estimate scales each part by its
-own reference, both taken in one run on this machine: the three kernels by the viper
-dot, the rest of the hop by the bytecode dot (`rp2040_125mhz_load_pct`). The older
-estimate, the whole hop scaled by the viper dot, is kept as
+every lag pair, matched filters, best hypothesis), each of its kernels alone as feed
+runs them (`kernels` names the path: on ARM boards the lag pairs are the two Thumb
+calls of airmark_viper_thumb; a line-enhancer key adds the enhancer's hop), and the
+reference kernel of the design's RP2040 cost table (measured on an RP2040): a viper
+int32 dot of two 1024-sample array('h') (745 us at 125 MHz), and the same dot in plain
+bytecode (10 447 us). The hop is kernels plus a little bytecode glue in Detector.feed,
+and the two do not scale alike between machines: bytecode costs 14x the viper dot on
+an RP2040 but 30-46x on a desktop. So the estimate scales each part by its own
+reference, both taken in one run on this machine: the kernels by the viper dot, the
+rest of the hop by the bytecode dot (`rp2040_125mhz_load_pct`). The older estimate,
+the whole hop scaled by the viper dot, is kept as
 `rp2040_125mhz_load_pct_viper_scaled`; it overstates the glue. Prints one JSON line.
 """
 
@@ -140,10 +145,23 @@ def _bench(key):
     # The hop's parts, each kernel alone (after the hop timing: they disturb the state).
     k = det.kernels
     t_feat = best_of(lambda: k.features(x, det._xa, det._feat_buf, 0, det._ring, h), 200)
-    t_pairs = best_of(lambda: k.hop_pairs(det._feat_buf, det._st, det._da, det._pos, 0, 0, det._grp), 200)
+    if det._ps is not None:  # ARM boards: hop_pairs' work in Thumb assembly, as feed runs it
+        ctl = det._ctl
+        ctl[0] = ctl[1] = ctl[2] = 0
+
+        def pairs():
+            det._ps(det._st, det._feat_buf, det._da, ctl)
+            det._mf(det._st, det._da, det._pos, ctl)
+    else:
+        def pairs():
+            k.hop_pairs(det._feat_buf, det._st, det._da, det._pos, 0, 0, det._grp)
+    t_pairs = best_of(pairs, 200)
+    t_enh = 0.0
+    if det.enhancer is not None:
+        t_enh = best_of(lambda: det.enhancer.process(x, det._enh_out), 200)
     t_best = best_of(lambda: k.best_score(det._st, det._hyps8, len(det._hyps8),
                                           det.lag_periods, 0), 200)
-    t_kernels = t_feat + t_pairs + t_best
+    t_kernels = t_feat + t_pairs + t_best + t_enh
     t_glue = t_hop - t_kernels
     if t_glue < 0:
         t_glue = 0.0
@@ -151,6 +169,7 @@ def _bench(key):
     viper_scaled_us = ratio * RP2040_DOT1024_US
     hop_period_us = 1e6 * h / key["sample_rate_hz"]
     out = {
+        "kernels": det.kernel_path(),
         "hop_samples": h,
         "lag_pairs": det.npairs,
         "state_bytes": det.state_bytes(),
@@ -160,6 +179,7 @@ def _bench(key):
         "features_over_dot1024": round(t_feat / t_dot, 3),
         "pairs_over_dot1024": round(t_pairs / t_dot, 3),
         "best_over_dot1024": round(t_best / t_dot, 3),
+        "enhancer_over_dot1024": round(t_enh / t_dot, 3),
         "bytecode_dot1024_over_dot1024": round(t_bc / t_dot, 2),
         "glue_over_bytecode_dot1024": round(t_glue / t_bc, 4),
         "rp2040_125mhz_hop_us": round(hop_us_rp2040),
@@ -172,6 +192,10 @@ def _bench(key):
         out["board"] = sys.platform
         out["board_hop_us"] = round(t_hop, 1)
         out["board_load_pct"] = round(100 * t_hop / hop_period_us, 1)
+        out["board_features_us"] = round(t_feat, 1)
+        out["board_pairs_us"] = round(t_pairs, 1)
+        out["board_best_us"] = round(t_best, 1)
+        out["board_enhancer_us"] = round(t_enh, 1)
     print(json.dumps(out))
     return 0
 
