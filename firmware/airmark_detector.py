@@ -153,8 +153,9 @@ class Detector:
     All storage is allocated here: the integer state lives in one int32 array
     (bounds in docs/ALGORITHM.md, "Integer bounds"), the feature and D rings in
     bytearray / int16 arrays; ndarray views over them serve the array-ops path.
-    On MicroPython the whole hop runs in three viper calls (on ARM boards hop_pairs' work
-    in two calls of Thumb assembly instead) and allocates nothing.
+    On MicroPython the whole hop runs in three viper calls (on ARM boards four calls of
+    Thumb assembly and one of viper: the features, hop_pairs' work in two, best_score in
+    viper) and allocates nothing.
     """
 
     def __init__(self, record, *, use_kernels=True, use_thumb=True):
@@ -265,6 +266,8 @@ class Detector:
         self._ps = None
         self._mf = None
         self._ctl = None
+        self._ft = None  # features in Thumb (airmark_viper_thumb.hop_features)
+        self._fctl = None  # its control words: w, ring, h
         self.thumb_error = None  # why the Thumb module did not load, where present
         if self.kernels is not None and use_thumb:
             get = getattr(self.kernels, "thumb_pairs", None)
@@ -273,6 +276,10 @@ class Detector:
             if fns is not None and n >= 64 and n % 64 == 0:  # pair_stats: whole hop words
                 self._ps, self._mf = fns
                 self._ctl = array.array("i", [0, 0, 0] + [int(v) for v in self._grp])
+                getf = getattr(self.kernels, "thumb_features", None)
+                self._ft = getf() if getf is not None else None
+                if self._ft is not None:
+                    self._fctl = array.array("i", [0, ring, h])
         self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
         st[0] = npairs
@@ -328,10 +335,10 @@ class Detector:
         return self.score_q8 / 256.0
 
     def kernel_path(self):
-        """Which code runs the hop: "viper", "viper+thumb" (hop_pairs' correlations, D and
-        matched filters in Thumb assembly) or "array-ops" (ulab or numpy); with a line
-        enhancer, its own after a comma ("enhancer:thumb", "enhancer:viper" or
-        "enhancer:array-ops")."""
+        """Which code runs the hop: "viper", "viper+thumb" (the features and hop_pairs'
+        correlations, D and matched filters in Thumb assembly) or "array-ops" (ulab or
+        numpy); with a line enhancer, its own after a comma ("enhancer:thumb",
+        "enhancer:viper" or "enhancer:array-ops")."""
         if self.kernels is None:
             path = "array-ops"
         else:
@@ -355,6 +362,8 @@ class Detector:
         total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8) + len(self._grp)
         if self._ctl is not None:
             total += 4 * len(self._ctl)
+        if self._fctl is not None:
+            total += 4 * len(self._fctl)
         if np is not None:
             total += 2 * len(self._plus)
         counted = []  # the pairs of a period share one array: count it once
@@ -481,7 +490,12 @@ class Detector:
             self.enhancer.process(x, self._enh_out)
             x = self._enh_out
         if kern is not None:
-            kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
+            if self._ft is not None:
+                fctl = self._fctl
+                fctl[0] = w
+                self._ft(x, self._xa, self._feat_buf, fctl)
+            else:
+                kern.features(x, self._xa, self._feat_buf, w, self._ring, h)
             if self._ps is not None:
                 ctl = self._ctl
                 ctl[0] = hm

