@@ -159,33 +159,19 @@ def test_the_thumb_pairs_are_thumb1_and_cheaper_than_viper(viper_code, mf_code):
     assert by_name[False]["pair_stats"] + by_name[False]["matched_filters"] < by_name[True]["hop_pairs"]
 
 
-def test_a_wrong_edit_of_the_thumb_matched_filters_is_caught(tmp_path, viper_code,
-                                                            mpy_cross_once):
-    """The offset binary applied with the wrong bit (an XOR mask of 0x4000, not 0x8000):
-    the replay must fail."""
-    src = patched_source(tmp_path, "    lsl(r4, r4, 15)             # 0x8000",
-                         "    lsl(r4, r4, 14)             # 0x4000", thumb_emu.MF_THUMB_SOURCE)
-    code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
-    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
-                                  mf_code=code)
-    assert res["mismatching_hops"] > 0
-
-
-def test_a_wrong_edit_of_the_thumb_pair_stats_is_caught(tmp_path, viper_code, mpy_cross_once):
-    """The D leaving the window read unsigned (ldrh for ldrsh): the replay must fail."""
-    src = patched_source(tmp_path, "    data(2, 0x5E51)             # ldrsh(r1, [r2, r1])",
-                         "    data(2, 0x5A51)             # ldrh(r1, [r2, r1])",
-                         thumb_emu.MF_THUMB_SOURCE)
-    code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
-    res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
-                                  mf_code=code)
-    assert res["mismatching_hops"] > 0
-
-
-def test_a_wrong_edit_of_the_thumb_features_is_caught(tmp_path, viper_code, mpy_cross_once):
-    """x[n-7] read for x[n-8] (one sample off in the comb filter): the replay must fail."""
-    src = patched_source(tmp_path, "    ldrh(r4, [r0, 2])           # x[n-8]",
-                         "    ldrh(r4, [r0, 4])           # x[n-7]", thumb_emu.MF_THUMB_SOURCE)
+@pytest.mark.parametrize("old, new", [
+    # matched_filters: the offset binary applied with the wrong bit (0x4000, not 0x8000)
+    ("    lsl(r4, r4, 15)             # 0x8000", "    lsl(r4, r4, 14)             # 0x4000"),
+    # pair_stats: the D leaving the window read unsigned (ldrh for ldrsh)
+    ("    data(2, 0x5E51)             # ldrsh(r1, [r2, r1])",
+     "    data(2, 0x5A51)             # ldrh(r1, [r2, r1])"),
+    # hop_features: x[n-7] read for x[n-8], one sample off in the comb filter
+    ("    ldrh(r4, [r0, 2])           # x[n-8]", "    ldrh(r4, [r0, 4])           # x[n-7]"),
+], ids=["matched_filters", "pair_stats", "hop_features"])
+def test_a_wrong_edit_of_a_detector_thumb_function_is_caught(tmp_path, viper_code,
+                                                             mpy_cross_once, old, new):
+    """One wrong line in each of airmark_viper_thumb's functions: the replay must fail."""
+    src = patched_source(tmp_path, old, new, thumb_emu.MF_THUMB_SOURCE)
     code = thumb_emu.compile_pairs_thumb("armv6m", source=src, mpy_cross=mpy_cross_once)
     res = thumb_emu.replay_golden(GOLDEN, "armv6m", cost_hops=0, viper_codes=viper_code["armv6m"],
                                   mf_code=code)
