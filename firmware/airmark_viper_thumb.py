@@ -1,4 +1,4 @@
-"""The detector's hop_pairs and features in Thumb assembly (ARM Cortex-M boards: RP2040, RP2350).
+"""The detector's hop_pairs and features in Thumb assembly (ARM Cortex-M: RP2040, RP2350).
 
 airmark: thumb-only (mpy-cross -march=armv6m/armv7m; ESP32 and unix builds cannot compile
 it, and `airmark flash` leaves it out there). airmark_viper hands it over where it imports

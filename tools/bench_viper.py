@@ -11,8 +11,8 @@ and each kernel's own time (`board_features_us`, `board_pairs_us`, `board_best_u
 Runs under MicroPython (viper). It times Detector.feed (the whole hop: features,
 every lag pair, matched filters, best hypothesis), each of its kernels alone as feed
 runs them (`kernels` names the path: on ARM boards the features and the lag pairs are
-the Thumb calls of airmark_viper_thumb; a line-enhancer key adds the enhancer's hop), and the
-reference kernel of the design's RP2040 cost table (measured on an RP2040): a viper
+the Thumb calls of airmark_viper_thumb; a line-enhancer key adds the enhancer's hop),
+and the reference kernel of the design's RP2040 cost table (measured on an RP2040): a viper
 int32 dot of two 1024-sample array('h') (745 us at 125 MHz), and the same dot in plain
 bytecode (10 447 us). The hop is kernels plus a little bytecode glue in Detector.feed,
 and the two do not scale alike between machines: bytecode costs 14x the viper dot on
