@@ -20,8 +20,8 @@ import airmark_detector as core
 
 def usable(det):
     """True if `det` runs the numpy array-ops path (not viper, not ulab)."""
-    return (det.kernels is None and not core.ULAB and core.np is not None
-            and isinstance(det._feat_buf, np.ndarray))
+    # numpy's own arrays: not viper's words, nor ulab's (or the tests' ulab stand-in's)
+    return det.kernels is None and type(getattr(det, "_xf", None)) is np.ndarray
 
 
 def _chronological(ring_buf, start, length):
@@ -72,14 +72,15 @@ def feed_hops(det, x):
     hist = core.FEATURE_HIST
 
     # Features, exactly as _features: sign of (x[n] + x[n-1]) - (x[n-8] + x[n-9]).
-    xl = np.concatenate((np.asarray(det._x[h:h + hist], dtype=np.int64), x))
+    xl = np.concatenate((det._xf[h:h + hist].astype(np.int64), x))
     pair = xl[1:] + xl[:-1]
     f = np.where(pair[core.FEATURE_LAG:] < pair[:m * h], -1, 1).astype(np.int8)
-    det._x[:] = xl[len(xl) - (hist + h):]
+    det._xf[:] = xl[len(xl) - (hist + h):]
     feat = det._feat
     w0 = (hops0 % nslots) * h
-    fl = np.concatenate((_chronological(feat, w0, ring).astype(np.int8), f))
-    _store_mirrored(feat, fl[len(fl) - ring:].astype(feat.dtype), ((hops0 + m) % nslots) * h)
+    # the ring holds 1 for a feature of -1, 0 for +1
+    fl = np.concatenate((1 - 2 * _chronological(feat, w0, ring).astype(np.int8), f))
+    _store_mirrored(feat, (fl[len(fl) - ring:] < 0).astype(feat.dtype), ((hops0 + m) % nslots) * h)
 
     phase = (hops0 + np.arange(m)) % sub
     nhyp = len(det.hyp_pairs)
@@ -112,7 +113,7 @@ def feed_hops(det, x):
                 st[b + 8 + ph] = int(q[sel][-1])
                 st[b + 10 + ph] = int(st[b + 10 + ph] + dt[sel].sum())
         taps = np.zeros((wl - 1) * sub + 1, dtype=np.int64)
-        taps[::sub] = det._mods[p].astype(np.int64)
+        taps[::sub] = det._m2[p, det._wmax - wl:].astype(np.int64)
         corr = np.correlate(dl, taps, "valid")
         first = dlen - (wl - 1) * sub
         nums[p] = corr[first:first + m]
@@ -120,7 +121,8 @@ def feed_hops(det, x):
         _store_mirrored(dv, dl[len(dl) - dlen:].astype(dv.dtype), (hops0 + m) % dlen)
         st[b + 3] = int(c[-1])
         st[b + 4] = int(c[-1])
-        st[b + 5] = int(nums[p, -1])
+        det._nums[p] = int(nums[p, -1])
+        det._qv[p] = int(q[-1])
         for k in range(min(sub, m)):
             st[b + 6 + (hops0 + m - 1 - k) % sub] = int(blk[m - 1 - k])
 

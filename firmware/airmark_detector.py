@@ -27,6 +27,7 @@ threshold comes from data). A mark makes D_i lean towards m_i and the score grow
 
 try:
     from ulab import numpy as np
+    from ulab import utils as _utils
 
     ULAB = True
 except ImportError:
@@ -131,7 +132,17 @@ def isqrt(n):
 try:
     from math import isqrt as _isqrt  # CPython >= 3.8: the same floor(sqrt(n)), in C
 except ImportError:
-    _isqrt = isqrt
+    from math import sqrt as _sqrt
+
+    def _isqrt(n):
+        """isqrt(n) for 0 <= n < 2**31: a float guess, then exact integer corrections
+        (float32's guess is within a unit or two; a Newton loop costs ten times more)."""
+        r = int(_sqrt(n))
+        while r * r > n:
+            r -= 1
+        while (r + 1) * (r + 1) <= n:
+            r += 1
+        return r
 
 
 # Layout of the int32 state array: a header, then one record per lag pair.
@@ -202,28 +213,29 @@ class Detector:
             for j in range(nj):
                 self._hyps8[i * nj + j] = hyps[i][j]
 
-        # Feature ring: int8 +/-1, mirrored (two copies) so every hop window is contiguous.
+        # Feature ring, mirrored (two copies) so every hop window is contiguous; a feature
+        # is held as 1 where it is -1 and 0 where it is +1.
         ring = ((max(lags) + 2 * h) // h + 1) * h
         self._ring = ring
-        self._xa = _int16_array(FEATURE_HIST + h)  # history + this hop
+        self._period = n * pb
         self._da = None
         if self.kernels is not None:
+            self._xa = _int16_array(FEATURE_HIST + h)  # history + this hop
             # viper: bits, 32 per word (+1 word so a window at a bit offset can read past)
             self._feat_buf = array.array("I", (0 for _ in range(2 * ring // 32 + 1)))
-        elif ULAB:
+        else:
+            # array ops: history + this hop in float (exact for int16), and a byte per
+            # feature, so c = H - 2 * sum(this hop ^ the lagged hop)
+            xf = np.zeros(FEATURE_HIST + h, dtype=FLOAT)
+            self._xf = xf
+            self._xf_keep = xf[:FEATURE_HIST]  # views made once: a view costs a call a hop
+            self._xf_last = xf[h:]
+            self._xf_hop = xf[FEATURE_HIST:]
             self._feat_buf = bytearray(2 * ring)
-        elif np is not None:
-            # CPython: +/-1 held as float64, so np.dot runs in BLAS with no int8 -> int16
-            # copies (exact: |c| <= H)
-            self._feat_buf = np.ones(2 * ring)
-        if np is not None:
-            self._feat = (self._feat_buf if isinstance(self._feat_buf, np.ndarray)
-                          else np.frombuffer(self._feat_buf, dtype=np.int8))
-            self._x = np.frombuffer(self._xa, dtype=np.int16)
-            self._plus = np.ones(h, dtype=np.int8)
-            self._minus = np.zeros(h, dtype=np.int8) - self._plus
+            self._feat = np.frombuffer(self._feat_buf, dtype=np.uint8)
+            self._feat2 = self._feat.reshape((2, ring))  # both copies: one write a hop
 
-        # D rings (mirrored int16); the modulations m_i = s_i s_(i-jP) as floats for np.dot
+        # D rings (mirrored int16); the modulations m_i = s_i s_(i-jP) as one int8 matrix
         # on the array-ops path, or as the rarer sign's positions for the viper kernel.
         dlen = (k + 1) * SUBBLOCKS  # even, and > wlen*SUBBLOCKS: the leaving value is held
         self._dlen = dlen
@@ -237,7 +249,7 @@ class Detector:
         # and the viper kernel gets the pairs grouped by period in _grp:
         # [groups, (count, p0, p1, p2)...]. The drift hypotheses are symmetric and offsets
         # are clamped to +-1, so a period has 1 pair (offset 0) or 3 (-1, 0, +1).
-        mod_arrays = {}  # period -> its float modulations (array-ops path), shared by its pairs
+        mod_lists = {}  # period -> its modulations (array-ops path), shared by its pairs
         pos_at = {}  # period -> (offset in _pos, npos, sigma)
         plists = []
         total = 0
@@ -248,8 +260,8 @@ class Detector:
             mods = [signs[i] * signs[i - shift] for i in range(shift, k)]
             sigma = 1 if 2 * mods.count(1) <= k - shift else -1
             plist = [i for i in range(k - shift) if mods[i] == sigma]
-            if np is not None and self.kernels is None:  # the array-ops path's matched filter
-                mod_arrays[j] = np.array(mods, dtype=FLOAT)
+            if self.kernels is None:
+                mod_lists[j] = mods
             pos_at[j] = (total, len(plist), sigma)
             plists.append(plist)
             total += len(plist)
@@ -280,7 +292,6 @@ class Detector:
                 self._ft = getf() if getf is not None else None
                 if self._ft is not None:
                     self._fctl = array.array("i", [0, ring, h])
-        self._mods = []
         st = _int32_array(ST_HEADER + ST_PAIR * npairs)
         st[0] = npairs
         st[1] = ring
@@ -288,14 +299,14 @@ class Detector:
         st[3] = dlen
         st[4] = self.diff_weight
         for p in range(npairs):
-            if mod_arrays:
-                self._mods.append(mod_arrays[periods[p]])
             b = ST_HEADER + ST_PAIR * p
             st[b] = lags[p]
             st[b + 1] = k - periods[p] * pb
             st[b + 2], st[b + 12], sigma = pos_at[periods[p]]
             st[b + 13] = 1 if sigma > 0 else 0
         self._st = st
+        if self.kernels is None:
+            self._array_ops_tables(lags, periods, hyps, mod_lists, k, pb)
         self._enh_out = None
         if self.enhancer is not None:
             if self.enhancer.kernels is not None:
@@ -310,6 +321,41 @@ class Detector:
         self.holdoff_hops = k * SUBBLOCKS
         self.reset()
 
+    def _array_ops_tables(self, lags, periods, hyps, mod_lists, k, pb):
+        """What the array-ops path looks up each hop: for each pair, the column (0, 1, 2
+        for offsets +1, 0, -1) and row (period J first) of its correlation among the
+        windows taken at once; the modulations as one int8 matrix, a row per pair, oldest
+        first, zero-padded in front to the longest window so every row ends at the newest
+        D; and each drift hypothesis' state offsets."""
+        npairs = self.npairs
+        period = self._period
+        cr = bytearray(2 * npairs)
+        cols = []
+        for p in range(npairs):
+            col = periods[p] * period + 1 - lags[p]
+            cr[2 * p] = col
+            cr[2 * p + 1] = self.lag_periods - periods[p]
+            if col not in cols:
+                cols.append(col)
+        self._cols = sorted(cols)
+        self._csums = [None, None, None]
+        wmax = k - pb  # period 1's window, the longest
+        self._wmax = wmax
+        self._span = (wmax - 1) * SUBBLOCKS
+        m2 = np.zeros((npairs, wmax), dtype=np.int8)
+        for p in range(npairs):
+            row = mod_lists[periods[p]]
+            m2[p, wmax - len(row):] = np.array(row, dtype=np.int8)
+        self._m2 = m2
+        self._d2 = self._d.reshape((npairs, 2 * self._dlen))  # a view: a row per pair
+        # per pair: index, state offset, column and row of its correlation, 2 * wlen,
+        # offset of its D ring
+        self._plist = tuple((p, ST_HEADER + ST_PAIR * p, cr[2 * p], cr[2 * p + 1],
+                             (k - periods[p] * pb) * SUBBLOCKS, p * 2 * self._dlen)
+                            for p in range(npairs))
+        self._qv = [0] * npairs  # this hop's sum D^2 per pair
+        self._nums = [0] * npairs  # and its matched-filter sums
+
     # Read-only views of the integer state, for tests and golden vectors.
     def _field(self, i):
         st = self._st
@@ -323,7 +369,7 @@ class Detector:
     @property
     def num(self):
         """Matched-filter sum per lag pair, |num| <= wlen * 4H."""
-        return self._field(5)
+        return self._field(5) if self.kernels is not None else list(self._nums)
 
     @property
     def q(self):
@@ -353,36 +399,32 @@ class Detector:
         """Bytes held in arrays (the detector's RAM apart from small Python objects)."""
         fb = self._feat_buf
         if self.kernels is not None:
-            total = len(fb) * 4
-        elif isinstance(fb, bytearray):
-            total = len(fb)
+            total = len(fb) * 4 + 2 * len(self._xa)
         else:
-            total = len(fb) * 8  # CPython float64 ring
-        total += 2 * len(self._xa) + 2 * len(self._da)
+            total = len(fb) + len(self._xf) * (4 if ULAB else 8)  # float32 on the boards
+        total += 2 * len(self._da)
         total += 4 * len(self._st) + 2 * len(self._pos) + len(self._hyps8) + len(self._grp)
         if self._ctl is not None:
             total += 4 * len(self._ctl)
         if self._fctl is not None:
             total += 4 * len(self._fctl)
-        if np is not None:
-            total += 2 * len(self._plus)
-        counted = []  # the pairs of a period share one array: count it once
-        for m in self._mods:
-            if not any(m is c for c in counted):
-                counted.append(m)
-                total += len(m) * (4 if ULAB else 8)
+        if self.kernels is None:
+            total += self.npairs * self._wmax  # int8 modulations
         if self.enhancer is not None:
             total += self.enhancer.state_bytes() + 2 * len(self._enh_out)
         return total
 
     def reset(self):
         fb = self._feat_buf
-        one = 0 if self.kernels is not None else 1  # bit 0 == byte 1 == feature +1
         for i in range(len(fb)):
-            fb[i] = one  # +1 everywhere: no zero feature ever, so viper == array ops
-        xa = self._xa
-        for i in range(len(xa)):
-            xa[i] = 0
+            fb[i] = 0  # +1 everywhere (bit or byte 0): no zero feature, so viper == array ops
+        if self.kernels is not None:
+            xa = self._xa
+            for i in range(len(xa)):
+                xa[i] = 0
+        else:
+            for i in range(len(self._xf)):
+                self._xf[i] = 0
         da = self._da
         for i in range(len(da)):
             da[i] = 0
@@ -400,82 +442,98 @@ class Detector:
         self._hold = 0
 
     def _features(self, x, w):
-        """Write this hop's sign features into the mirrored ring at `w`."""
+        """Write this hop's features into the mirrored ring at `w` (1 where the feature
+        is -1); returns the ring's view of them."""
         h = self.hop_samples
-        xa = self._xa
-        for i in range(FEATURE_HIST):
-            xa[i] = xa[h + i]
-        xb = self._x
-        xb[FEATURE_HIST:] = x
-        # Pair sums in float: |x[n] + x[n-1]| < 2**16, exact in float32.
-        xf = np.array(xb, dtype=FLOAT)
-        pair = xf[1:] + xf[:-1]  # pair[k] = x[k+1] + x[k], k indexing xa
-        f = np.where(pair[FEATURE_LAG:] < pair[:h], self._minus, self._plus)
-        self._feat[w:w + h] = f
-        self._feat[w + self._ring:w + self._ring + h] = f
+        self._xf_keep[:] = self._xf_last
+        if ULAB:
+            _utils.from_int16_buffer(x, out=self._xf_hop)  # exact, and allocates nothing
+        else:
+            self._xf_hop[:] = x
+        xf = self._xf
+        pair = xf[1:] + xf[:-1]  # pair[k] = x[k+1] + x[k], k indexing xf: |.| < 2**16, exact
+        self._feat2[:, w:w + h] = pair[FEATURE_LAG:] < pair[:h]
+        return self._feat[w:w + h]
 
-    def _pairs(self, w, hm, phase):
+    def _pairs(self, w, hm, phase, cur):
         """Array-ops twin of airmark_viper.hop_pairs: same integers, same order."""
         st = self._st
         h = self.hop_samples
-        ring = self._ring
+        period = self._period
+        nj = self.lag_periods
+        # Every lag's window at once: the J periods back as rows of one view, the drift
+        # offsets +1, 0, -1 as its columns 0, 1, 2 on.
+        a = w - nj * period - 1
+        if a < 0:
+            a += self._ring
+        past = self._feat[a:a + nj * period].reshape((nj, period))
+        sums = self._csums
+        for col in self._cols:  # disagreements per period, <= H; as a list: cheap to index
+            sums[col] = np.sum(past[:, col:col + h] ^ cur, axis=1).tolist()
         dlen = self._dlen
         da = self._da
-        feat = self._feat
-        dv = self._d
-        mods = self._mods
         dw = st[4]
-        dot = np.dot
-        cur = feat[w:w + h]
-        for p in range(self.npairs):
-            b = ST_HEADER + ST_PAIR * p
-            lag = st[b]
-            wl = st[b + 1]
-            a = w - lag
-            if a < 0:
-                a += ring
-            past = feat[a:a + h]
-            c = int(dot(cur, past))  # float result (ulab) or float64 ring: exact, |c| <= H
+        qv = self._qv
+        big = 0
+        for p, b, col, row, wl2, dbase in self._plist:
+            c = h - 2 * sums[col][row]  # |c| <= H
             blk = c + st[b + 4]  # |C| <= 2H
             st[b + 3] = c
             st[b + 4] = c
             ip = b + 6 + phase
             d = dw * blk - st[ip]  # |D| <= (dw + 1) * 2H
             st[ip] = blk
-            dbase = p * 2 * dlen
-            li = hm - wl * SUBBLOCKS
+            li = hm - wl2
             if li < 0:
                 li += dlen
             old = da[dbase + li]
             da[dbase + hm] = d
             da[dbase + hm + dlen] = d
-            st[b + 8 + phase] += d * d - old * old
+            q = st[b + 8 + phase] + d * d - old * old
+            st[b + 8 + phase] = q
+            qv[p] = q
+            if q * wl2 >= 2147483648:  # wlen * sum D^2 >= 2**30 (wl2 = 2 wlen)
+                big = 1
             st[b + 10 + phase] += d - old
-            start = hm - (wl - 1) * SUBBLOCKS
-            if start < 0:
-                start += dlen
-            view = dv[dbase + start:dbase + start + (wl - 1) * SUBBLOCKS + 1:SUBBLOCKS]
-            st[b + 5] = int(dot(mods[p], view))  # float, exact: |num| < 2**24
+        # Matched filters, every pair at once: each row of the padded modulations against
+        # the D ring's row, over the window that ends at this hop's D. Where
+        # (sum |D|)^2 <= wlen * sum D^2 < 2**30 for every pair, |num| < 2**15 and ulab's
+        # int16 row sums are exact.
+        start = hm - self._span
+        if start < 0:
+            start += dlen
+        win = self._d2[:, start:start + self._span + 1:SUBBLOCKS]
+        nums = np.sum(win * self._m2, axis=1).tolist()
+        if big:  # rare (loud tones): pairs past that bound again in float, exact < 2**24
+            wmax = self._wmax
+            for p, b, col, row, wl2, dbase in self._plist:
+                wl = wl2 // SUBBLOCKS
+                if qv[p] * wl >= 1073741824:
+                    nums[p] = int(np.dot(np.array(self._m2[p, wmax - wl:], dtype=FLOAT),
+                                         np.array(win[p, wmax - wl:], dtype=FLOAT)))
+        self._nums = nums  # the state's num fields are viper's; here the list holds them
 
     def _best(self, phase):
         """Best drift hypothesis: returns score_q8 * 8 + hypothesis (viper: best_score)."""
-        st = self._st
-        nj = self.lag_periods
-        hy = self._hyps8
+        nums = self._nums
+        qv = self._qv
         best = 0
         besth = 0
-        for i in range(len(hy) // nj):
+        i = 0
+        for hp in self.hyp_pairs:
             num = 0
-            den = 0
-            for j in range(nj):
-                b = ST_HEADER + ST_PAIR * hy[i * nj + j]
-                num += st[b + 5]
-                den += st[b + 8 + phase]
-            if num > 0 and den > 0:
-                s = (num << 8) // _isqrt(den)
-                if s > best:
-                    best = s
-                    besth = i
+            for p in hp:
+                num += nums[p]
+            if num > 0:
+                den = 0
+                for p in hp:
+                    den += qv[p]
+                if den > 0:
+                    s = (num << 8) // _isqrt(den)
+                    if s > best:
+                        best = s
+                        besth = i
+            i += 1
         return best * 8 + besth
 
     def feed(self, x):
@@ -507,8 +565,8 @@ class Detector:
                 kern.hop_pairs(self._feat_buf, self._st, self._da, self._pos, w, hm, self._grp)
             packed = kern.best_score(self._st, self._hyps8, len(self._hyps8), self.lag_periods, phase)
         else:
-            self._features(x, w)
-            self._pairs(w, hm, phase)
+            cur = self._features(x, w)
+            self._pairs(w, hm, phase, cur)
             packed = self._best(phase)
         self.score_q8 = packed >> 3
         self.best_hyp = packed & 7

@@ -23,7 +23,7 @@ def batch():
 
 def state(det):
     """Everything a detector carries from one hop to the next."""
-    return (list(det._st), list(det._da), np.asarray(det._feat_buf).tolist(), list(det._xa),
+    return (list(det._st), list(det._da), np.asarray(det._feat_buf).tolist(), list(det._xf), list(det._nums), list(det._qv),
             det.hops, det.samples, det._hold, det.score_q8, det.best_hyp)
 
 

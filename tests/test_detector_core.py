@@ -63,7 +63,7 @@ def test_features_are_signs_of_the_comb_filter(which, key, core_numpy, core_ulab
     for i in range(len(x) // h):
         det.feed(x[i * h:(i + 1) * h])
         w = (i % (det._ring // h)) * h
-        got.extend(int(v) for v in det._feat[w:w + h])
+        got.extend(1 - 2 * int(v) for v in det._feat[w:w + h])  # held as 1 for -1
     assert got == want.tolist()
 
 
@@ -86,6 +86,32 @@ def test_numpy_and_ulab_paths_agree_exactly(key, core_numpy, core_ulab):
     assert t1 == t2  # every integer: correlations, matched-filter sums, energies
     assert np.allclose(s1, s2, rtol=1e-5, atol=1e-6)
     assert [round(t, 4) for t, _ in e1] == [round(t, 4) for t, _ in e2]
+
+
+def test_matched_filter_sums_past_int16_stay_exact(key, core_numpy, core_ulab):
+    """The array-ops path sums every pair's matched filter as one int16 row sum, exact
+    while |num| < 2**15, which (sum |D|)^2 <= wlen * sum D^2 < 2**30 guarantees; past that
+    it redoes the pair in float. A full-scale tone whose block signs are the key's, with
+    key bits that make period 1's modulation alternate block by block, drives |num| far
+    past 2**15: both paths must give every integer, and the int64 batch twin every score."""
+    from airmark import fw
+
+    rec = dict(key)
+    nb = len(rec["key_bits"])
+    signs = [(-1) ** (b * (b // 8)) for b in range(nb)]  # m_i = s_i s_(i-8) = (-1)^i
+    rec["key_bits"] = "".join("1" if v < 0 else "0" for v in signs)
+    blocks = 2 * nb + 40
+    t = np.arange(256 * blocks)
+    block_signs = np.repeat(np.array((signs * 3)[:blocks]), 256)
+    x = (20000 * np.sin(2 * np.pi * t / 32 + 0.3) * block_signs).astype(np.int16)
+    s1, _, t1 = run(core_numpy, rec, x, trace=True)
+    s2, _, t2 = run(core_ulab, rec, x, trace=True)
+    assert max(abs(v) for _, num, _ in t1 for v in num) > 60000
+    assert t1 == t2
+    det = core_numpy.Detector(rec)
+    want, _ = fw.module("airmark_batch").feed_hops(det, x)
+    assert [int(round(v * 256)) for v in s1] == [int(v) for v in want]
+    assert s1.max() > 8
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -212,8 +238,9 @@ def test_silence_and_reset(core_numpy, diff_weight):
         periods = core_numpy.pair_lags(key["block_samples"], key["pattern_blocks"],
                                        key["lag_periods"])[1]
         first = [periods.index(j) for j in range(1, key["lag_periods"] + 1)]
-        s = sum(float(sum(det._mods[p])) for p in first)
-        n = sum(len(det._mods[p]) for p in first)
+        rows = [[int(v) for v in det._m2[p]] for p in first]
+        s = sum(sum(r) for r in rows)
+        n = sum(sum(abs(v) for v in r) for r in rows)  # the rows are zero-padded in front
         assert det.score == pytest.approx(max(0.0, s / np.sqrt(n)), abs=0.02)
         assert det.score < 1.0
     det.reset()

@@ -34,6 +34,8 @@ class StrictArray(_np.ndarray):
     def __array_finalize__(self, obj):
         if self.dtype not in _DTYPES:
             raise StrictDtypeError("ulab has no dtype %s" % self.dtype)
+        if self.ndim > 2:
+            raise ValueError("ulab (ULAB_MAX_DIMS = 2) has no %d-dimensional arrays" % self.ndim)
 
     def __getattribute__(self, name):
         if name in _BLOCKED_METHODS:
@@ -171,8 +173,41 @@ for _fn in _ALLOWED:
     setattr(numpy, _fn.__name__, _fn)
 numpy.ndarray = StrictArray
 
+
+utils = types.ModuleType("ulab.utils")
+
+
+def from_int16_buffer(buf, *, count=-1, offset=0, out=None, byteswap=False):
+    """ulab.utils.from_int16_buffer: int16 samples as float; into `out` (dense float,
+    at least as long) without allocating. ulab checks `offset` but reads from byte 0, so
+    the shim refuses any other offset rather than imitate that."""
+    if offset != 0:
+        raise ValueError("shim: ulab ignores from_int16_buffer's offset (reads from byte 0)")
+    if byteswap:
+        raise NotImplementedError("shim: byteswap")
+    raw = bytes(memoryview(buf).cast("B"))
+    if len(raw) % 2:
+        raise ValueError("buffer size must be a multiple of element size")
+    x = _np.frombuffer(raw, dtype=_np.int16)
+    if count > 0:
+        if len(x) < count:
+            raise ValueError("buffer is smaller than requested size")
+        x = x[:count]
+    if out is None:
+        return _wrap(x.astype(_np.float32))
+    if not isinstance(out, StrictArray) or out.dtype != _np.float32 or not out.flags["C_CONTIGUOUS"]:
+        raise TypeError("out must be a float dense array")
+    if len(out) < len(x):
+        raise ValueError("out array is too small")
+    out[:len(x)] = x
+    return out
+
+
+utils.from_int16_buffer = from_int16_buffer
+
 ulab = types.ModuleType("ulab")
 ulab.numpy = numpy
+ulab.utils = utils
 ulab.__version__ = "6.12.0-shim"
 
 
@@ -180,9 +215,11 @@ def install():
     """Make `from ulab import numpy as np` return this shim; returns the ulab module."""
     sys.modules["ulab"] = ulab
     sys.modules["ulab.numpy"] = numpy
+    sys.modules["ulab.utils"] = utils
     return ulab
 
 
 def uninstall():
     sys.modules.pop("ulab", None)
     sys.modules.pop("ulab.numpy", None)
+    sys.modules.pop("ulab.utils", None)

@@ -14,9 +14,11 @@
    - viper kernels: 745 us per 1024-element int16 viper dot -> 0.73 us/element
      (used for the detector's features/corr8/mf16 kernels and the capture's top16
      copy, each one load-compute-store loop per element);
-   - ulab path (CircuitPython, no viper): np.dot float 2,188 us/1024 -> 2.14
-     us/element; a new-array element-wise op 2,529 us/1024 -> 2.47 us/element
-     (features = compare + where + two slice copies = 4 passes);
+   - ulab path (CircuitPython, no viper): the correlations and matched filters are
+     integer row operations, an XOR or multiply then a row sum per element: 0.37
+     us/element (0.24 + 0.13, timed on the emulated RP2040 of docs/ALGORITHM.md section
+     4); a float element-wise op 2,529 us/1024 -> 2.47 us/element (features = add +
+     compare + the float conversion, 3 passes);
    - Python bytecode: an empty `for` iteration costs 3.2 us; one executed line
      is charged 3.2 us (lower bound) to 6 us (assumption: a line with attribute
      and subscript loads is about two empty iterations).
@@ -47,7 +49,7 @@ sys.path.insert(0, FIRMWARE)
 
 RATE_HZ = 16000
 VIPER_US_PER_ELEM = 745.0 / 1024
-DOT_US_PER_ELEM = 2188.0 / 1024
+ROWOP_US_PER_ELEM = 0.37
 ELEMWISE_US_PER_ELEM = 2529.0 / 1024
 LINE_US_LOW = 3.2
 LINE_US_TYPICAL = 6.0
@@ -98,7 +100,9 @@ def count_lines(fn, files):
 
 
 class DotCounter:
-    """Stands in for the detector module's `np`: forwards everything, counts np.dot work."""
+    """Stands in for the detector module's `np`: forwards everything, counts the work of
+    its row sums (the correlations' XORs and the matched filters' products, one element
+    each) and of any np.dot (the matched filters' rare exact fallback)."""
 
     def __init__(self, np_mod, h):
         self._np = np_mod
@@ -117,6 +121,17 @@ class DotCounter:
             self.mf_calls += 1
             self.mf_n += n
         return self._np.dot(a, b)
+
+    def sum(self, a, axis=None):
+        if axis == 1 and getattr(a, "ndim", 1) == 2:
+            rows, n = a.shape
+            if n == self.h:
+                self.corr_calls += rows
+                self.corr_n += rows * n
+            else:
+                self.mf_calls += rows
+                self.mf_n += rows * n
+        return self._np.sum(a, axis=axis)
 
 
 def run(record, seconds):
@@ -189,9 +204,9 @@ def run(record, seconds):
         "python_typical": (o["loop_lines"] + 10) * LINE_US_TYPICAL,
     }
     ulab = {
-        "features": 4 * o["features_elems"] * ELEMWISE_US_PER_ELEM,
-        "corr_dot": o["corr_elems"] * DOT_US_PER_ELEM,
-        "mf_dot": o["mf_elems"] * DOT_US_PER_ELEM,
+        "features": 3 * o["features_elems"] * ELEMWISE_US_PER_ELEM,
+        "corr_rows": o["corr_elems"] * ROWOP_US_PER_ELEM,
+        "mf_rows": o["mf_elems"] * ROWOP_US_PER_ELEM,
         "python_low": o["python_lines"] * LINE_US_LOW,
         "python_typical": o["python_lines"] * LINE_US_TYPICAL,
     }
@@ -220,7 +235,7 @@ def report(r):
     out = []
     out.append("key %s: hop %d samples (%.0f us), %d lag pairs, %d hops measured"
                % (r["key_id"], r["hop_samples"], r["hop_us"], r["npairs"], r["hops"]))
-    out.append("operations per hop: features %d samples; corr %d dots x %d; mf %d dots, %d elements;"
+    out.append("operations per hop: features %d samples; corr %d row sums x %d; mf %d rows, %d elements;"
                " Python lines: %.0f (no-viper detector feed + loop step), %.0f (loop step alone)"
                % (o["features_elems"], o["corr_calls"], o["corr_elems"] / max(o["corr_calls"], 1),
                   o["mf_calls"], o["mf_elems"], o["python_lines"], o["loop_lines"]))
@@ -233,8 +248,10 @@ def report(r):
                   v["python_typical"], v["total_low"], v["total_typical"], v["share_low_pct"],
                   v["share_typical_pct"]))
     out.append("RP2040 @125 MHz, ulab only (CircuitPython), us/hop: features %.0f  corr %.0f  mf %.0f"
-               "  python %.0f..%.0f  => %.1f..%.1f %% of real time"
-               % (u["features"], u["corr_dot"], u["mf_dot"], u["python_low"], u["python_typical"],
+               "  python %.0f..%.0f  => %.1f..%.1f %% of real time (an op-count model without"
+               " ulab's call overheads and garbage collection; cycle-counted on an emulated RP2040:"
+               " docs/ALGORITHM.md section 4)"
+               % (u["features"], u["corr_rows"], u["mf_rows"], u["python_low"], u["python_typical"],
                   u["share_low_pct"], u["share_typical_pct"]))
     out.append("ESP32 @240 MHz (clock-scaled assumption): viper %.1f %%, ulab only %.1f %% of real time"
                % (r["esp32_240mhz_viper_share_typical_pct"], r["esp32_240mhz_ulab_only_share_typical_pct"]))
@@ -243,7 +260,7 @@ def report(r):
                    " only; the enhancer adds about 0.8 ms per hop on an RP2040 at 125 MHz with"
                    " its Thumb kernels, 4.6 ms in viper alone (cycle-counted, docs/ALGORITHM.md"
                    " section 8)")
-    out.append("arrays here (CPython keeps the features as float64): detector %d B + capture %d B = %d B"
+    out.append("arrays here (CPython keeps the history in float64): detector %d B + capture %d B = %d B"
                " (the board's figure: micropython tools/bench_viper.py KEY, state_bytes)"
                % (r["state_bytes"], r["capture_bytes_rp2"], r["arrays_bytes"]))
     return "\n".join(out)
