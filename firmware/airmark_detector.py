@@ -5,7 +5,7 @@ CPython+numpy (the host imports this very file). See docs/ALGORITHM.md for the m
 
 Data flow per hop of H = block_samples/2 int16 samples (16 kHz):
 
-  x (int16) -> feature f[n] = +1 if x[n] + x[n-1] >= x[n-8] + x[n-9] else -1      (int8)
+  x (int16) -> feature f[n] = +1 if x[n] + x[n-1] >= x[n-8] + x[n-9] else -1      (bit; byte)
                (sign of a comb-filtered signal: kills DC, weighs 0.3-6 kHz about evenly
                where x[n] - x[n-2] favoured 4 kHz, the mark's weakest band in a room)
   -> c = sum over the hop of f[n] * f[n - lag]                   (int, |c| <= H)
