@@ -112,37 +112,24 @@ def _int32_array(n):
     return array.array("i", (0 for _ in range(n)))
 
 
+from math import sqrt as _sqrt
+
+
 def isqrt(n):
-    """floor(sqrt(n)) for 0 <= n < 2**30, by Newton's method from a power of two above."""
-    if n < 2:
-        return n
-    b = 0
-    t = n
-    while t > 0:
-        t >>= 2
-        b += 1
-    x = 1 << b
-    while True:
-        y = (x + n // x) >> 1
-        if y >= x:
-            return x
-        x = y
+    """floor(sqrt(n)) for 0 <= n < 2**31: a float guess, then exact integer corrections
+    (float32's guess is within a unit or two; a Newton loop costs ten times more)."""
+    r = int(_sqrt(n))
+    while r * r > n:
+        r -= 1
+    while (r + 1) * (r + 1) <= n:
+        r += 1
+    return r
 
 
 try:
     from math import isqrt as _isqrt  # CPython >= 3.8: the same floor(sqrt(n)), in C
 except ImportError:
-    from math import sqrt as _sqrt
-
-    def _isqrt(n):
-        """isqrt(n) for 0 <= n < 2**31: a float guess, then exact integer corrections
-        (float32's guess is within a unit or two; a Newton loop costs ten times more)."""
-        r = int(_sqrt(n))
-        while r * r > n:
-            r -= 1
-        while (r + 1) * (r + 1) <= n:
-            r += 1
-        return r
+    _isqrt = isqrt
 
 
 # Layout of the int32 state array: a header, then one record per lag pair.
@@ -240,7 +227,7 @@ class Detector:
         dlen = (k + 1) * SUBBLOCKS  # even, and > wlen*SUBBLOCKS: the leaving value is held
         self._dlen = dlen
         self._da = _int16_array(npairs * 2 * dlen)
-        if np is not None:
+        if self.kernels is None:
             self._d = np.frombuffer(self._da, dtype=np.int16)
         # The matched filter sums D over the positions of the rarer sign only:
         # sum_i m_i D_i = sigma * (2 * sum_{m_i = sigma} D_i - T), T = sum_i D_i (running).

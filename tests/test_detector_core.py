@@ -114,6 +114,24 @@ def test_matched_filter_sums_past_int16_stay_exact(key, core_numpy, core_ulab):
     assert s1.max() > 8
 
 
+def test_isqrt_is_exact_from_a_float32_guess(core_numpy, monkeypatch):
+    """MicroPython has no math.isqrt: the core's isqrt corrects a float square root in
+    integers. With the boards' float32 square root it must still be floor(sqrt(n))
+    over the detector's range (sums of D^2 below 2**31)."""
+    import math
+
+    monkeypatch.setattr(core_numpy, "_sqrt", lambda n: float(np.sqrt(np.float32(n))))
+    rng = np.random.default_rng(3)
+    ns = [0, 1, 2, 3, 4, 2 ** 24 - 1, 2 ** 24 + 1, 2 ** 31 - 1]
+    ns += [int(v) for v in rng.integers(0, 2 ** 31, 2000)]
+    roots = [int(v) for v in rng.integers(1, 46341, 500)]
+    ns += [r * r + d for r in roots for d in (-1, 0, 1) if r * r + d < 2 ** 31]
+    for n in ns:
+        assert core_numpy.isqrt(n) == math.isqrt(n), n
+    guess_off = sum(1 for n in ns if int(np.sqrt(np.float32(n))) != math.isqrt(n))
+    assert guess_off > 0  # the float32 guess alone is sometimes wrong: the corrections matter
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_unmarked_music_stays_quiet(seed, key, core_numpy):
     x = sg.to_int16(sg.music_like(20.0, seed=seed + 10))
