@@ -2,7 +2,7 @@
 
 `feed_hops(det, x)` does to an `airmark_detector.Detector` on its array-ops path exactly
 what `det.feed` would do hop after hop: the same integers for c, C, D, num, sum D^2,
-sum D, the same fixed-point scores and events, and the same state afterwards, so
+the same fixed-point scores and events, and the same state afterwards, so
 streaming can go on with either. Only the order of work changes: each lag pair's
 correlations, differences and key-matched sums are computed for the whole chunk in a
 few array operations instead of a dozen Python steps per hop. All arithmetic is
@@ -93,10 +93,10 @@ def feed_hops(det, x):
         wl = st[b + 1]
         past = fl[ring - lag:ring - lag + m * h]
         c = (cur * past).reshape(m, h).sum(axis=1, dtype=np.int64)
-        cc = np.concatenate(([st[b + 4]], c))
+        cc = np.concatenate(([det._cprev[p]], c))
         blk = cc[1:] + cc[:-1]
         # D = w*C - C(one block earlier), the earlier C read from the state for the first hops
-        prev = np.array([st[b + 6 + (hops0 + k) % sub] for k in range(sub)], dtype=np.int64)
+        prev = np.array([det._cblk[(hops0 + k) % sub][p] for k in range(sub)], dtype=np.int64)
         ext = np.concatenate((prev, blk))
         d = det.diff_weight * ext[sub:] - ext[:m]
         dbase = p * 2 * dlen
@@ -104,14 +104,12 @@ def feed_hops(det, x):
         dl = np.concatenate((_chronological(dv, hops0 % dlen, dlen).astype(np.int64), d))
         old = dl[dlen - wl * sub:dlen - wl * sub + m]
         dq = d * d - old * old
-        dt = d - old
         q = np.empty(m, dtype=np.int64)
         for ph in range(sub):
             sel = phase == ph
             if sel.any():
-                q[sel] = st[b + 8 + ph] + np.cumsum(dq[sel])
-                st[b + 8 + ph] = int(q[sel][-1])
-                st[b + 10 + ph] = int(st[b + 10 + ph] + dt[sel].sum())
+                q[sel] = det._qs[ph][p] + np.cumsum(dq[sel])
+                det._qs[ph][p] = int(q[sel][-1])
         taps = np.zeros((wl - 1) * sub + 1, dtype=np.int64)
         taps[::sub] = det._m2[p, det._wmax - wl:].astype(np.int64)
         corr = np.correlate(dl, taps, "valid")
@@ -119,12 +117,10 @@ def feed_hops(det, x):
         nums[p] = corr[first:first + m]
         qs[p] = q
         _store_mirrored(dv, dl[len(dl) - dlen:].astype(dv.dtype), (hops0 + m) % dlen)
-        st[b + 3] = int(c[-1])
-        st[b + 4] = int(c[-1])
+        det._cprev[p] = int(c[-1])
         det._nums[p] = int(nums[p, -1])
-        det._qv[p] = int(q[-1])
         for k in range(min(sub, m)):
-            st[b + 6 + (hops0 + m - 1 - k) % sub] = int(blk[m - 1 - k])
+            det._cblk[(hops0 + m - 1 - k) % sub][p] = int(blk[m - 1 - k])
 
     # Scores: max over drift hypotheses of (256 * sum_j num) // isqrt(sum_j den).
     scores = np.zeros((nhyp, m), dtype=np.int64)

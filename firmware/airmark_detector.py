@@ -309,11 +309,11 @@ class Detector:
         self.reset()
 
     def _array_ops_tables(self, lags, periods, hyps, mod_lists, k, pb):
-        """What the array-ops path looks up each hop: for each pair, the column (0, 1, 2
-        for offsets +1, 0, -1) and row (period J first) of its correlation among the
-        windows taken at once; the modulations as one int8 matrix, a row per pair, oldest
-        first, zero-padded in front to the longest window so every row ends at the newest
-        D; and each drift hypothesis' state offsets."""
+        """What the array-ops path looks up each hop, and its moving state: for each pair,
+        the column (0, 1, 2 for offsets +1, 0, -1) and row (period J first) of its
+        correlation among the windows taken at once; the modulations as one int8 matrix,
+        a row per pair, oldest first, zero-padded in front to the longest window so every
+        row ends at the newest D; the pairs' c, C and sum D^2 in lists."""
         npairs = self.npairs
         period = self._period
         cr = bytearray(2 * npairs)
@@ -325,7 +325,7 @@ class Detector:
             if col not in cols:
                 cols.append(col)
         self._cols = sorted(cols)
-        self._csums = [None, None, None]
+        nj = self.lag_periods
         wmax = k - pb  # period 1's window, the longest
         self._wmax = wmax
         self._span = (wmax - 1) * SUBBLOCKS
@@ -335,13 +335,36 @@ class Detector:
             m2[p, wmax - len(row):] = np.array(row, dtype=np.int8)
         self._m2 = m2
         self._d2 = self._d.reshape((npairs, 2 * self._dlen))  # a view: a row per pair
-        # per pair: index, state offset, column and row of its correlation, 2 * wlen,
-        # offset of its D ring
-        self._plist = tuple((p, ST_HEADER + ST_PAIR * p, cr[2 * p], cr[2 * p + 1],
-                             (k - periods[p] * pb) * SUBBLOCKS, p * 2 * self._dlen)
-                            for p in range(npairs))
-        self._qv = [0] * npairs  # this hop's sum D^2 per pair
-        self._nums = [0] * npairs  # and its matched-filter sums
+        # Per pair: its index, its index among the correlations of one hop (the columns' sums back to
+        # back, J each), then where in the mirrored D ring (whose copies make every index
+        # below valid without a wrap) it reads the value leaving its window and writes the
+        # new one, and the least sum D^2 with wlen * sum D^2 >= 2**30 (a product would be a
+        # long int on the boards). Small ints in lists: bytecode indexes them several times
+        # faster than an int32 array.
+        dlen = self._dlen
+        plist = []
+        for p in range(npairs):
+            wl2 = (k - periods[p] * pb) * SUBBLOCKS
+            base = p * 2 * dlen
+            plist.append((p, self._cols.index(cr[2 * p]) * nj + cr[2 * p + 1],
+                          base + dlen - wl2, base, base + dlen, (2147483648 + wl2 - 1) // wl2))
+        self._plist = tuple(plist)
+        # The moving state of the array-ops path (viper's lives in the int32 array):
+        # this hop's c, C per hop phase, sum D^2 per hop phase (bounds as there)
+        self._cprev = [0] * npairs
+        self._cblk = ([0] * npairs, [0] * npairs)
+        # sum D^2 and this hop's matched-filter sums, each with a zero entry past the last
+        # pair (see _hyp_swaps)
+        self._qs = ([0] * (npairs + 1), [0] * (npairs + 1))
+        self._nums = [0] * (npairs + 1)
+        # Each drift hypothesis as (pair out, pair in) swaps from the one before it; the
+        # first one's from nothing, for which the out pair is a zero entry past the last.
+        swaps = []
+        prev = (npairs,) * nj
+        for hp in hyps:
+            swaps.append(tuple((prev[j], hp[j]) for j in range(nj) if hp[j] != prev[j]))
+            prev = hp
+        self._hyp_swaps = tuple(swaps)
 
     # Read-only views of the integer state, for tests and golden vectors.
     def _field(self, i):
@@ -351,17 +374,20 @@ class Detector:
     @property
     def c(self):
         """This hop's correlation per lag pair, |c| <= H."""
-        return self._field(3)
+        return self._field(3) if self.kernels is not None else list(self._cprev)
 
     @property
     def num(self):
         """Matched-filter sum per lag pair, |num| <= wlen * 4H."""
-        return self._field(5) if self.kernels is not None else list(self._nums)
+        return self._field(5) if self.kernels is not None else self._nums[:self.npairs]
 
     @property
     def q(self):
         """Window energy sum(D^2) per lag pair for this hop's phase, <= wlen * (4H)^2."""
-        return self._field(8 + (self.hops - 1) % SUBBLOCKS)
+        phase = (self.hops - 1) % SUBBLOCKS
+        if self.kernels is None:
+            return self._qs[phase][:self.npairs]
+        return self._field(8 + phase)
 
     @property
     def score(self):
@@ -383,7 +409,8 @@ class Detector:
         return path
 
     def state_bytes(self):
-        """Bytes held in arrays (the detector's RAM apart from small Python objects)."""
+        """Bytes held in arrays, and in the array-ops path's per-pair lists (the detector's
+        RAM apart from object headers and small Python objects)."""
         fb = self._feat_buf
         if self.kernels is not None:
             total = len(fb) * 4 + 2 * len(self._xa)
@@ -397,6 +424,12 @@ class Detector:
             total += 4 * len(self._fctl)
         if self.kernels is None:
             total += self.npairs * self._wmax  # int8 modulations
+            # lists and tuples of small ints, 4 B an item on the boards (headers left out)
+            items = len(self._cprev) + len(self._nums)
+            items += 2 * len(self._cblk[0]) + 2 * len(self._qs[0]) + 6 * len(self._plist)
+            for swaps in self._hyp_swaps:
+                items += 2 * len(swaps)
+            total += 4 * items
         if self.enhancer is not None:
             total += self.enhancer.state_bytes() + 2 * len(self._enh_out)
         return total
@@ -420,6 +453,10 @@ class Detector:
             b = ST_HEADER + ST_PAIR * p
             for i in range(3, 12):
                 st[b + i] = 0
+        if self.kernels is None:
+            for v in (self._cprev, self._nums) + self._cblk + self._qs:
+                for p in range(self.npairs):
+                    v[p] = 0
         if self.enhancer is not None:
             self.enhancer.reset()
         self.hops = 0
@@ -443,8 +480,7 @@ class Detector:
         return self._feat[w:w + h]
 
     def _pairs(self, w, hm, phase, cur):
-        """Array-ops twin of airmark_viper.hop_pairs: same integers, same order."""
-        st = self._st
+        """Array-ops twin of airmark_viper.hop_pairs: same c, D, num and sum D^2."""
         h = self.hop_samples
         period = self._period
         nj = self.lag_periods
@@ -454,38 +490,33 @@ class Detector:
         if a < 0:
             a += self._ring
         past = self._feat[a:a + nj * period].reshape((nj, period))
-        sums = self._csums
-        for col in self._cols:  # disagreements per period, <= H; as a list: cheap to index
-            sums[col] = np.sum(past[:, col:col + h] ^ cur, axis=1).tolist()
-        dlen = self._dlen
+        dis = []  # disagreements (<= H) per column and period, as a list: cheap to index
+        for col in self._cols:
+            dis += np.sum(past[:, col:col + h] ^ cur, axis=1).tolist()
         da = self._da
-        dw = st[4]
-        qv = self._qv
+        dw = self.diff_weight
+        cp = self._cprev
+        cb = self._cblk[phase]
+        qs = self._qs[phase]
         big = 0
-        for p, b, col, row, wl2, dbase in self._plist:
-            c = h - 2 * sums[col][row]  # |c| <= H
-            blk = c + st[b + 4]  # |C| <= 2H
-            st[b + 3] = c
-            st[b + 4] = c
-            ip = b + 6 + phase
-            d = dw * blk - st[ip]  # |D| <= (dw + 1) * 2H
-            st[ip] = blk
-            li = hm - wl2
-            if li < 0:
-                li += dlen
-            old = da[dbase + li]
-            da[dbase + hm] = d
-            da[dbase + hm + dlen] = d
-            q = st[b + 8 + phase] + d * d - old * old
-            st[b + 8 + phase] = q
-            qv[p] = q
-            if q * wl2 >= 2147483648:  # wlen * sum D^2 >= 2**30 (wl2 = 2 wlen)
+        for p, i, old_at, new_at, new_at2, qbig in self._plist:
+            c = h - 2 * dis[i]  # |c| <= H
+            blk = c + cp[p]  # |C| <= 2H
+            cp[p] = c
+            d = dw * blk - cb[p]  # |D| <= (dw + 1) * 2H
+            cb[p] = blk
+            old = da[old_at + hm]
+            da[new_at + hm] = d
+            da[new_at2 + hm] = d
+            q = qs[p] + d * d - old * old
+            qs[p] = q
+            if q >= qbig:  # wlen * sum D^2 >= 2**30
                 big = 1
-            st[b + 10 + phase] += d - old
         # Matched filters, every pair at once: each row of the padded modulations against
         # the D ring's row, over the window that ends at this hop's D. Where
         # (sum |D|)^2 <= wlen * sum D^2 < 2**30 for every pair, |num| < 2**15 and ulab's
         # int16 row sums are exact.
+        dlen = self._dlen
         start = hm - self._span
         if start < 0:
             start += dlen
@@ -493,33 +524,34 @@ class Detector:
         nums = np.sum(win * self._m2, axis=1).tolist()
         if big:  # rare (loud tones): pairs past that bound again in float, exact < 2**24
             wmax = self._wmax
-            for p, b, col, row, wl2, dbase in self._plist:
-                wl = wl2 // SUBBLOCKS
-                if qv[p] * wl >= 1073741824:
+            for p, i, old_at, new_at, new_at2, qbig in self._plist:
+                if qs[p] >= qbig:
+                    wl = (new_at2 - old_at) // SUBBLOCKS
                     nums[p] = int(np.dot(np.array(self._m2[p, wmax - wl:], dtype=FLOAT),
                                          np.array(win[p, wmax - wl:], dtype=FLOAT)))
+        nums.append(0)
         self._nums = nums  # the state's num fields are viper's; here the list holds them
 
     def _best(self, phase):
         """Best drift hypothesis: returns score_q8 * 8 + hypothesis (viper: best_score)."""
         nums = self._nums
-        qv = self._qv
+        qv = self._qs[phase]
+        # the hypotheses in turn, each one's sums from the last one's: neighbours differ
+        # in a few periods' pairs (12 swaps instead of 42 terms for the default key)
+        num = 0
+        den = 0
         best = 0
         besth = 0
         i = 0
-        for hp in self.hyp_pairs:
-            num = 0
-            for p in hp:
-                num += nums[p]
-            if num > 0:
-                den = 0
-                for p in hp:
-                    den += qv[p]
-                if den > 0:
-                    s = (num << 8) // _isqrt(den)
-                    if s > best:
-                        best = s
-                        besth = i
+        for swaps in self._hyp_swaps:
+            for out, into in swaps:
+                num += nums[into] - nums[out]
+                den += qv[into] - qv[out]
+            if num > 0 and den > 0:
+                s = (num << 8) // _isqrt(den)
+                if s > best:
+                    best = s
+                    besth = i
             i += 1
         return best * 8 + besth
 
