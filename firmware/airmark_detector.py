@@ -215,12 +215,18 @@ class Detector:
             # feature, so c = H - 2 * sum(this hop ^ the lagged hop)
             xf = np.zeros(FEATURE_HIST + h, dtype=FLOAT)
             self._xf = xf
-            self._xf_keep = xf[:FEATURE_HIST]  # views made once: a view costs a call a hop
-            self._xf_last = xf[h:]
-            self._xf_hop = xf[FEATURE_HIST:]
+            self._xf_hop = xf[FEATURE_HIST:]  # a view made once: a view costs a call a hop
+            # Copies go through memoryviews of exactly the slice written: a ulab slice
+            # assignment copies its source, then moves one element at a time (1 us each on
+            # an RP2040), and MicroPython's slice assignment into a longer buffer moves the
+            # whole rest of it onto itself (O(ring)).
+            self._xf_mv = memoryview(xf)
             self._feat_buf = bytearray(2 * ring)
+            self._feat_mv = memoryview(self._feat_buf)
             self._feat = np.frombuffer(self._feat_buf, dtype=np.uint8)
-            self._feat2 = self._feat.reshape((2, ring))  # both copies: one write a hop
+            # numpy's comparisons give bools ('?'), which CPython assigns into bytes only
+            # once cast; ulab's are uint8 and MicroPython's memoryview has no cast
+            self._cast_bytes = hasattr(self._feat_mv, "cast")
 
         # D rings (mirrored int16); the modulations m_i = s_i s_(i-jP) as one int8 matrix
         # on the array-ops path, or as the rarer sign's positions for the viper kernel.
@@ -469,14 +475,22 @@ class Detector:
         """Write this hop's features into the mirrored ring at `w` (1 where the feature
         is -1); returns the ring's view of them."""
         h = self.hop_samples
-        self._xf_keep[:] = self._xf_last
+        mv = self._xf_mv
+        mv[:FEATURE_HIST][:] = mv[h:]  # the last hop's tail becomes the history
         if ULAB:
             _utils.from_int16_buffer(x, out=self._xf_hop)  # exact, and allocates nothing
         else:
             self._xf_hop[:] = x
         xf = self._xf
         pair = xf[1:] + xf[:-1]  # pair[k] = x[k+1] + x[k], k indexing xf: |.| < 2**16, exact
-        self._feat2[:, w:w + h] = pair[FEATURE_LAG:] < pair[:h]
+        # a dense array of 0/1 bytes, written to both mirrored copies of the ring
+        neg = memoryview(pair[FEATURE_LAG:] < pair[:h])
+        if self._cast_bytes:
+            neg = neg.cast("B")
+        fb = self._feat_mv
+        fb[w:w + h][:] = neg
+        w2 = w + self._ring
+        fb[w2:w2 + h][:] = neg
         return self._feat[w:w + h]
 
     def _pairs(self, w, hm, phase, cur):
