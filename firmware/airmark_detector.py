@@ -341,12 +341,12 @@ class Detector:
             m2[p, wmax - len(row):] = np.array(row, dtype=np.int8)
         self._m2 = m2
         self._d2 = self._d.reshape((npairs, 2 * self._dlen))  # a view: a row per pair
-        # Per pair: its index, its index among the correlations of one hop (the columns' sums back to
-        # back, J each), then where in the mirrored D ring (whose copies make every index
-        # below valid without a wrap) it reads the value leaving its window and writes the
-        # new one, and the least sum D^2 with wlen * sum D^2 >= 2**30 (a product would be a
-        # long int on the boards). Small ints in lists: bytecode indexes them several times
-        # faster than an int32 array.
+        # Per pair: its index; its index among one hop's correlations (the columns' sums
+        # back to back, J each); where in the mirrored D ring (whose copies make every
+        # index below valid without a wrap) it reads the value leaving its window and
+        # writes the new one (twice); and the least sum D^2 with wlen * sum D^2 >= 2**30
+        # (a product would be a long int on the boards). Small ints in lists: bytecode
+        # indexes them several times faster than an int32 array.
         dlen = self._dlen
         plist = []
         for p in range(npairs):

@@ -25,7 +25,8 @@ def state(det):
     """Everything a detector carries from one hop to the next."""
     return (list(det._st), list(det._da), np.asarray(det._feat_buf).tolist(), list(det._xf),
             list(det._nums), list(det._cprev), [list(v) for v in det._cblk],
-            [list(v) for v in det._qs], det.hops, det.samples, det._hold, det.score_q8, det.best_hyp)
+            [list(v) for v in det._qs], det.hops, det.samples, det._hold, det.score_q8,
+            det.best_hyp)
 
 
 def per_hop(det, x):
