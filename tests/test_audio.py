@@ -18,6 +18,25 @@ def _signal(frames, channels, fs=44100, amp=0.5):
     return x.astype(np.float32)
 
 
+@pytest.mark.parametrize("suffix", [".wav", ".aiff", ".flac"])
+def test_pcm16_writes_what_libsndfile_would(tmp_path, suffix):
+    # AudioWriter rounds PCM_16 itself (faster); the file must be the one libsndfile writes
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1.02, 1.02, (20000, 2)).astype(np.float32)
+    ties = (np.arange(-40, 40) + 0.5) / 32768
+    x[:ties.size, 0] = ties
+    x[:4, 1] = [1.0, -1.0, 32767.5 / 32768, -32768.5 / 32768]
+    ours, ref = str(tmp_path / ("a" + suffix)), str(tmp_path / ("b" + suffix))
+    with audio.AudioWriter(ours, 44100, 2, subtype="PCM_16") as w:
+        w.write(x[:7000])
+        w.write(x[7000:])
+    assert w._round16 is not None  # the fast path ran
+    sf.write(ref, x, 44100, subtype="PCM_16")
+    a, _ = sf.read(ours, dtype="int16")
+    b, _ = sf.read(ref, dtype="int16")
+    assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("suffix,subtype,channels,tol", [
     (".wav", "PCM_16", 2, 1 / 32768),
     (".wav", "FLOAT", 1, 0.0),

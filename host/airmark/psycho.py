@@ -73,6 +73,9 @@ PARTITION_BARK = 1.0 / 3.0
 SPREAD_FLOOR_DB = -60.0
 """Masker-maskee pairs whose spreading is below this are left out (negligible)."""
 
+SPREAD_ROWS = 128
+"""Spectra per matrix product in :meth:`MaskingModel.spread` (small enough for one thread)."""
+
 SMOOTH_CAP_DB = 3.0
 """The smoothed threshold exceeds the current block's own threshold by at most this much."""
 
@@ -269,7 +272,9 @@ class MaskingModel:
         numpy.ndarray, shape (blocks, partitions)
         """
         tiny = 1e-20
-        logmean = np.add.reduceat(np.log(power + tiny), self.sfm_bin_starts, axis=-1) \
+        # float32 logs: 2.5x faster, and their 1e-7 error moves SFM by 1e-5 dB
+        logs = np.log((power + tiny).astype(np.float32))
+        logmean = np.add.reduceat(logs, self.sfm_bin_starts, axis=-1, dtype=np.float64) \
             / self.sfm_counts
         mean = np.add.reduceat(power, self.sfm_bin_starts, axis=-1) / self.sfm_counts
         sfm_db = (10.0 / np.log(10.0)) * (logmean - np.log(mean + tiny))
@@ -309,8 +314,14 @@ class MaskingModel:
         -------
         numpy.ndarray, same shape
         """
-        # einsum, not matmul: no BLAS thread pool for these small products.
-        return np.einsum("...p,pq->...q", energy, self.spread_matrix)
+        e = np.asarray(energy, dtype=np.float64)
+        rows = e.reshape(-1, e.shape[-1])
+        out = np.empty((rows.shape[0], self.spread_matrix.shape[1]))
+        # BLAS in slices of SPREAD_ROWS rows: 6x faster than einsum, and a product this small
+        # stays on one thread (OpenBLAS starts its thread pool somewhere past 300 rows).
+        for i in range(0, rows.shape[0], SPREAD_ROWS):
+            np.matmul(rows[i:i + SPREAD_ROWS], self.spread_matrix, out=out[i:i + SPREAD_ROWS])
+        return out.reshape(e.shape[:-1] + (out.shape[1],))
 
     def threshold(self, power):
         """:meth:`threshold_db` as power (mean-square units per output bin)."""
