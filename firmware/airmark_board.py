@@ -126,7 +126,10 @@ def _check_i2s(out, b):
         out.append("i2s {id, sck, ws, sd, ibuf_bytes} is required for an I2S microphone")
         return
     _unknown(out, "i2s", i2s, ("id", "sck", "ws", "sd", "ibuf_bytes"))
-    for k in ("id", "sck", "ws", "sd", "ibuf_bytes"):
+    # CircuitPython's receiver is a PIO program (airmark_capture_pio): no id, no ibuf
+    need = ("id", "sck", "ws", "sd", "ibuf_bytes") if b.get("runtime") != "circuitpython" \
+        else ("sck", "ws", "sd")
+    for k in need:
         if k not in i2s:
             out.append("missing field 'i2s.%s'" % k)
     if "id" in i2s:
@@ -256,7 +259,13 @@ def problems(b):
     elif bus == "pdm":
         _check_pdm(out, b)
     if runtime == "circuitpython" and bus == "i2s":
-        out.append("CircuitPython boards use a PDM microphone (stable CircuitPython has no I2S input)")
+        if chip not in RP2_CHIPS:
+            out.append("CircuitPython takes an I2S microphone only on rp2040/rp2350 (a PIO "
+                       "receiver; stable CircuitPython has no I2S input): use a PDM one")
+        mic = b["mic"]
+        if mic.get("bits") != 32 or mic.get("shift") != 16:
+            out.append("CircuitPython's PIO receiver keeps the top 16 of 32 bits: "
+                       "mic.bits must be 32 and mic.shift 16")
     _check_led(out, b["led"])
     _check_buffers(out, b["buffers"])
     _int_in(out, "watchdog_ms", b["watchdog_ms"], 0, 8300)

@@ -1,8 +1,11 @@
-"""CircuitPython entry point: PDM microphone through audiobusio.PDMIn, same loop and protocol.
+"""CircuitPython entry point: a PDM or (on RP2 chips) an I2S microphone, same loop and protocol.
 
 Works on stock CircuitPython builds that include ulab (all RP2040/RP2350 and
-ESP32-family boards with a full build) and have ``audiobusio.PDMIn``
-(raspberrypi ports; espressif: ESP32-S3 in 10.2.x). Copy the .py sources, not
+ESP32-family boards with a full build). A PDM microphone goes through
+``audiobusio.PDMIn`` (raspberrypi ports; espressif: ESP32-S3 in 10.2.x), which
+loses the audio recorded while the detector runs; an I2S one through a PIO
+state machine and background DMA (``airmark_capture_pio``, rp2pio), which
+loses nothing while the detector keeps up. Copy the .py sources, not
 MicroPython .mpy files (CircuitPython rejects those). Files: code.py, the
 airmark_*.py modules, ``airmark_keydata.py`` and ``airmark_boardcfg.py`` (or
 ``board.json``).
@@ -70,25 +73,51 @@ def make_led(pins, led):
     return DigitalLed(_pin(pins, pin), led.get("active_high", True))
 
 
-def setup(emit):
+def open_pdm(bdef, detector, now_ns):
     import board as pins
     import audiobusio
+    import airmark_capture_cp
+    pdm = bdef["pdm"]
+    mic = audiobusio.PDMIn(_pin(pins, pdm["clk"]), _pin(pins, pdm["data"]),
+                           sample_rate=SAMPLE_RATE_HZ, bit_depth=16)
+    return airmark_capture_cp.PDMCapture(mic, detector.hop_samples, now_ns=now_ns)
+
+
+def open_pio_i2s(bdef, detector, now_ns):
+    import microcontroller
+    import rp2pio
+    import airmark_capture_pio
+    i2s, bufs = bdef["i2s"], bdef["buffers"]
+    if bufs["hop_samples"] % detector.hop_samples:
+        raise ValueError("buffers.hop_samples %d is not a multiple of the detector hop %d"
+                         % (bufs["hop_samples"], detector.hop_samples))
+    sm = airmark_capture_pio.state_machine(
+        rp2pio, getattr(microcontroller.pin, "GPIO%d" % i2s["sck"]),
+        getattr(microcontroller.pin, "GPIO%d" % i2s["sd"]), SAMPLE_RATE_HZ)
+    return airmark_capture_pio.PIOCapture(
+        sm, detector.hop_samples, hops_per_buffer=bufs["hop_samples"] // detector.hop_samples,
+        n_slots=bufs["n_bufs"], now_ns=now_ns, rate_hz=SAMPLE_RATE_HZ)
+
+
+def setup(emit):
+    import board as pins
     import airmark_board
     import airmark_boot
     import airmark_loop
-    import airmark_capture_cp
     parts = airmark_boot.load(emit)
     if parts is None:
         return None
     bdef, KEY, detector = parts
+    bus = bdef["mic"]["bus"]
+    now_ns = time.monotonic_ns if hasattr(time, "monotonic_ns") else None
     try:
-        pdm = bdef["pdm"]
-        mic = audiobusio.PDMIn(_pin(pins, pdm["clk"]), _pin(pins, pdm["data"]),
-                               sample_rate=SAMPLE_RATE_HZ, bit_depth=16)
-        now_ns = time.monotonic_ns if hasattr(time, "monotonic_ns") else None
-        cap = airmark_capture_cp.PDMCapture(mic, detector.hop_samples, now_ns=now_ns)
+        if bus == "i2s":
+            cap = open_pio_i2s(bdef, detector, now_ns)
+        else:
+            cap = open_pdm(bdef, detector, now_ns)
     except Exception as exc:
-        emit(proto.error("PDM microphone: " + proto.exc_text(exc)))
+        emit(proto.error(("I2S" if bus == "i2s" else "PDM") + " microphone: "
+                         + proto.exc_text(exc)))
         return None
     led = None
     try:
@@ -118,6 +147,7 @@ def main():
         return
     loop, cap = made
     gc.collect()
+    cap.start()
     try:
         loop.run()
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import airmark_board
 SCHEMA = json.load(open(os.path.join(h.BOARDS, "schema.json")))
 FILES = sorted(f for f in glob.glob(os.path.join(h.BOARDS, "*.json")) if not f.endswith("schema.json"))
 REQUIRED_BOARDS = {"pico-inmp441", "picow-inmp441", "pico2-inmp441", "esp32-devkitc-inmp441",
-                   "esp32s3-devkitc-inmp441", "feather-rp2040-pdm"}
+                   "esp32s3-devkitc-inmp441", "feather-rp2040-pdm", "pico-inmp441-circuitpython"}
 
 
 def test_schema_is_valid_draft7():
@@ -41,6 +41,10 @@ def _cp():
     return json.load(open(os.path.join(h.BOARDS, "feather-rp2040-pdm.json")))
 
 
+def _cp_i2s():
+    return json.load(open(os.path.join(h.BOARDS, "pico-inmp441-circuitpython.json")))
+
+
 def _set(b, path, value):
     node = b
     for k in path[:-1]:
@@ -60,6 +64,9 @@ BOTH = [
     (_pico, ("usb", 0, "vid"), "2e8a"), (_pico, ("led", "kind"), "rgb"), (_pico, ("name",), "Pico W"),
     (_pico, ("version",), 2), (_pico, ("runtime",), "rust"), (_pico, ("wiring",), [["a", "b"]]),
     (_cp, ("mpy_arch",), "armv6m"), (_cp, ("pdm", "clk"), 10), (_cp, ("pdm",), KeyError),
+    (_pico, ("i2s", "ibuf_bytes"), KeyError), (_pico, ("i2s", "id"), KeyError),
+    (_cp_i2s, ("chip",), "esp32s3"), (_cp_i2s, ("mic", "bits"), 16), (_cp_i2s, ("mic", "shift"), 17),
+    (_cp_i2s, ("i2s", "sd"), KeyError), (_cp_i2s, ("mpy_arch",), "armv6m"),
 ]
 
 

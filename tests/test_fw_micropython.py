@@ -56,6 +56,11 @@ def test_capture_ring(mp):
     assert_same(*run_both("mp_capture.py"), mp_only=["capture path allocates nothing"])
 
 
+def test_capture_pio_ring(mp):
+    assert_same(*run_both("mp_capture_pio.py", path=[h.FAKES_BOARD]),
+                mp_only=["idle poll allocates nothing"])
+
+
 def test_boards(mp):
     files = sorted(os.path.join(h.BOARDS, f) for f in os.listdir(h.BOARDS)
                    if f.endswith(".json") and f != "schema.json")
@@ -160,6 +165,59 @@ def test_main_boots_on_fake_board(mp, tmp_path):
     assert "EXIT 0" in lines
     assert "LOG I2S(0, 16, 17, 18, 0, 32, 0, 16000, 8192)" in lines
     assert "LOG Pin('LED')" in lines and "LOG led 1" in lines
+
+
+def test_code_py_boots_on_a_fake_circuitpython_pico_with_the_pio_receiver(mp, tmp_path):
+    """firmware/code.py itself, on MicroPython, with fake board/digitalio/microcontroller/
+    rp2pio modules (tests/fw_fakes/circuitpython) and a fake detector: the I2S board
+    definition opens the PIO receiver, hops flow from its DMA buffers in order."""
+    import json
+
+    board = json.load(open(os.path.join(h.BOARDS, "pico-inmp441-circuitpython.json")))
+    board["status_ms"] = 50
+    (tmp_path / "airmark_boardcfg.py").write_text("BOARD = %r\n" % (board,))
+    h.write_keydata(str(tmp_path), h.make_key(key_id="cp-key"))
+    (tmp_path / "fw_fake_config.py").write_text("STOP_AFTER_HOPS = 60\n")
+    (tmp_path / "drive_code.py").write_text(
+        "import rp2pio\n"
+        "MARKS = (10, 41)\n"
+        "hop = [0]\n"
+        "def frames(n):\n"
+        "    out = []\n"
+        "    for j in range(n // 256):\n"
+        "        k = hop[0]\n"
+        "        hop[0] += 1\n"
+        "        seg = [(k * 7 + i) % 200 - 100 for i in range(256)]\n"
+        "        if k in MARKS:\n"
+        "            seg[0] = 12345\n"
+        "            seg[1] = 500\n"
+        "        out.extend(seg)\n"
+        "    return out\n"
+        "rp2pio.frame_source = frames\n"
+        "try:\n"
+        "    import code\n"
+        "except SystemExit as exc:\n"
+        "    print('EXIT', exc.args[0] if exc.args else 0)\n"
+        "for entry in rp2pio.LOG:\n"
+        "    print('LOG', entry)\n")
+    fakes = [h.FAKES_DETECTOR, h.FAKES_BOARD, os.path.join(h.ROOT, "tests", "fw_fakes", "circuitpython")]
+    r = h.run_micropython(str(tmp_path / "drive_code.py"), path=[str(tmp_path)] + fakes)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    events = [h.parse_lines(ln)[0] for ln in lines if ln.startswith("{")]
+    assert events[0]["event"] == "hello" and events[0]["board"] == "pico-inmp441-circuitpython"
+    assert events[0]["key"] == "cp-key" and events[0]["hop"] == 256
+    # two DMA buffers and a ring of three, 1024 samples each, and one hop of silence
+    assert events[0]["buf_bytes"] == 2 * (2 * 1024 + 3 * 1024 + 256)
+    assert not [e for e in events if e["event"] == "error"], lines
+    dets = [e for e in events if e["event"] == "detection"]
+    assert len(dets) == 2 and all(e["key"] == "cp-key" and e["score"] == 5.5 for e in dets)
+    # the marks were hops 10 and 41: nothing lost or reordered on the way
+    assert [e["t_ms"] * 16 // 256 for e in dets] == [11, 42]   # samples fed, in hops
+    assert "EXIT 0" in lines
+    assert "LOG StateMachine(12 words, 2048000, sideset GPIO16 x2, in GPIO18, push 16)" in lines
+    assert "LOG background_read(1024, 1024)" in lines
+    assert "LOG DigitalInOut(LED)" in lines and "LOG led 1" in lines
 
 
 def test_main_reports_a_thumb_module_that_did_not_load_and_keeps_running(mp, tmp_path):

@@ -32,3 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 [ "$corpus_only" = 1 ] || $PY -m pip install -q --disable-pip-version-check -e ".[dev]"
+# The PIO assembler, to check firmware/airmark_capture_pio.py's program words in the tests.
+# --no-deps: it is one pure-Python file; its declared Adafruit-Blinka is for hardware only.
+[ "$corpus_only" = 1 ] || $PY -m pip install -q --disable-pip-version-check --no-deps \
+    "adafruit-circuitpython-pioasm==1.3.8"

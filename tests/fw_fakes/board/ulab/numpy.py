@@ -35,10 +35,12 @@ class ndarray:
         return struct.unpack_from("<h", self.buf, 2 * (self.start + index * self.step))[0]
 
 
-def frombuffer(buf, dtype=int16):
+def frombuffer(buf, dtype=int16, count=-1, offset=0):
     if dtype != int16:
         raise TypeError("fake ulab: only int16")
-    return ndarray(buf, 0, 1, len(buf) // 2)
+    if count < 0:
+        count = (len(buf) - offset) // 2
+    return ndarray(buf, offset // 2, 1, count)
 
 
 

@@ -1,0 +1,3 @@
+"""Fake CircuitPython `board` for running firmware/code.py under the pip MicroPython."""
+
+LED = "LED"
