@@ -27,8 +27,9 @@ number lost; the time since the last one, when a clock is given, gives the
 count.
 
 Verified without hardware: the program by a cycle-level PIO model against a
-model microphone (tests/test_fw_capture_pio.py), the encoding against
-``adafruit_pioasm``, the ring with a fake state machine. Not yet run on a board.
+model microphone (tests/test_fw_capture_pio.py) and on an emulated RP2040's PIO
+(docs/FIRMWARE.md), the encoding against ``adafruit_pioasm`` and MicroPython's
+``rp2.asm_pio``, the ring with a fake state machine. Not yet run on a board.
 """
 
 import array
