@@ -36,15 +36,12 @@ import array
 
 try:
     from ulab import numpy as np
-except ImportError:
-    try:
-        import numpy as np
-    except ImportError:
-        np = None
+except ImportError:        # CPython, in the tests; a board with rp2pio always has ulab
+    import numpy as np
 
-SAMPLE_RATE_HZ = 16000
 BITS_PER_FRAME = 64
 CYCLES_PER_BIT = 2
+SAMPLE_RATE_HZ = 16000
 
 PROGRAM_SOURCE = """
 .side_set 2
