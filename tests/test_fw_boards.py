@@ -14,7 +14,8 @@ import airmark_board
 SCHEMA = json.load(open(os.path.join(h.BOARDS, "schema.json")))
 FILES = sorted(f for f in glob.glob(os.path.join(h.BOARDS, "*.json")) if not f.endswith("schema.json"))
 REQUIRED_BOARDS = {"pico-inmp441", "picow-inmp441", "pico2-inmp441", "esp32-devkitc-inmp441",
-                   "esp32s3-devkitc-inmp441", "feather-rp2040-pdm", "pico-inmp441-circuitpython"}
+                   "esp32s3-devkitc-inmp441", "feather-rp2040-pdm", "pico-inmp441-circuitpython",
+                   "pico2-inmp441-circuitpython"}
 
 
 def test_schema_is_valid_draft7():
