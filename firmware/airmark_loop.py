@@ -141,6 +141,9 @@ class Loop:
         self.win_us_max = 0
         # Over the whole run (replay summary, tests).
         self.total_us_max = 0
+        # The last hop before a status line: is the microphone there at all?
+        self.mic_rms = None
+        self.mic_peak = None
 
     def _report_error(self, exc, now_ms):
         self.errors += 1
@@ -163,6 +166,25 @@ class Loop:
             self.led_on = True
             self.t_led_ms = self.clock.ticks_ms()
 
+    def _measure_level(self, x):
+        """The microphone's level in the hop `x` (int16 units): AC RMS and peak |x|. Only
+        when a status line is due, so the per-hop path stays free of allocation."""
+        n = self.hop_samples
+        total = 0
+        squares = 0
+        peak = 0
+        for i in range(n):
+            v = int(x[i])   # numpy's int16 scalars would wrap in v * v
+            total += v
+            squares += v * v
+            if v > peak:
+                peak = v
+            elif -v > peak:
+                peak = -v
+        spread = n * squares - total * total   # n^2 times the variance, exact
+        self.mic_rms = int(spread ** 0.5 / n + 0.5) if spread > 0 else 0
+        self.mic_peak = peak
+
     def status_line(self, now_ms):
         n = self.win_blocks
         mean = self.win_us_sum // n if n else 0
@@ -170,7 +192,8 @@ class Loop:
         load = self.win_us_sum // (span_ms * 10) if span_ms > 0 else 0
         heap = self.heap_free() if self.heap_free is not None else None
         text = proto.status(self.clock.ticks_diff(now_ms, self.t_start_ms), self.blocks,
-                            self.source.overruns, self.errors, self.win_us_max, mean, load, heap)
+                            self.source.overruns, self.errors, self.win_us_max, mean, load, heap,
+                            self.mic_rms, self.mic_peak)
         self.win_blocks = 0
         self.win_us_sum = 0
         self.win_us_max = 0
@@ -201,13 +224,17 @@ class Loop:
         except Exception as exc:
             self._report_error(exc, clock.ticks_ms())
             self.detector.reset()
+        now_ms = clock.ticks_ms()
+        status_due = self.status_ms and \
+            clock.ticks_diff(now_ms, self.t_status_ms) >= self.status_ms
+        if status_due:
+            self._measure_level(x)   # before done(): the source may reuse the buffer after
         self.source.done()
         self.blocks += 1
-        now_ms = clock.ticks_ms()
         if self.led_on and clock.ticks_diff(now_ms, self.t_led_ms) >= self.flash_ms:
             self.led.off()
             self.led_on = False
-        if self.status_ms and clock.ticks_diff(now_ms, self.t_status_ms) >= self.status_ms:
+        if status_due:
             self.emit(self.status_line(now_ms))
         dt = clock.ticks_diff(clock.ticks_us(), t0)
         self.win_blocks += 1

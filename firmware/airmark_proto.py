@@ -107,7 +107,7 @@ def detection(t_ms, score, key_id):
 
 
 def status(uptime_ms, blocks, overruns, errors, block_us_max, block_us_mean,
-           load_pct, heap_free):
+           load_pct, heap_free, mic_rms=None, mic_peak=None):
     return line("status", (
         ("uptime_ms", jint(uptime_ms)),
         ("blocks", jint(blocks)),
@@ -117,6 +117,8 @@ def status(uptime_ms, blocks, overruns, errors, block_us_max, block_us_mean,
         ("block_us_mean", jint(block_us_mean)),
         ("load_pct", jint(load_pct)),
         ("heap_free", jint(heap_free)),
+        ("mic_rms", jint(mic_rms)),
+        ("mic_peak", jint(mic_peak)),
     ))
 
 

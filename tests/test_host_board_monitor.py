@@ -20,7 +20,7 @@ HELLO = (b'{"event":"hello","fw":"0.1.0","proto":1,"board":"pico-inmp441","runti
          b'"key":"k1","rate_hz":16000,"hop":128,"state_bytes":35784,"buf_bytes":4352,"cpu_hz":125000000,'
          b'"kernels":"viper+thumb"}')
 STATUS = (b'{"event":"status","uptime_ms":5000,"blocks":625,"overruns":0,"errors":0,"block_us_max":2900,'
-          b'"block_us_mean":2300,"load_pct":28,"heap_free":180224}')
+          b'"block_us_mean":2300,"load_pct":28,"heap_free":180224,"mic_rms":328,"mic_peak":1036}')
 DETECTION = b'{"event":"detection","t_ms":3496,"score":12.449,"key":"k1"}'
 
 
@@ -144,6 +144,15 @@ def test_live_view_renders():
     assert "pico-inmp441" in text and "3.496" in text and "I2S: bad pin" in text and "junk" in text
     assert "load 28%" in text and "1 detections" in text
     assert "kernels viper+thumb" in text
+    assert "-40 dBFS rms, peak -30" in text
+
+
+def test_status_line_shows_the_microphone_level_or_says_silent():
+    rec = mon.parse_line(STATUS.decode()).event
+    assert mon.format_record(rec).endswith("mic -40 dBFS rms, peak -30")
+    assert mon.format_record(dict(rec, mic_rms=0, mic_peak=0)).endswith("mic silent")
+    old = {k: v for k, v in rec.items() if not k.startswith("mic_")}   # older firmware
+    assert mon.format_record(old).endswith("mic ?")
 
 
 def test_plain_hello_line_names_the_kernels_or_not():

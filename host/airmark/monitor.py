@@ -24,6 +24,7 @@ is flushed after each line, so nothing is lost on Ctrl-C or a crash.
 
 import collections
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -336,9 +337,9 @@ def format_record(rec):
             ts, rec.get("board"), rec.get("fw"), rec.get("runtime"), rec.get("key"), rec.get("hop"),
             rec.get("kernels") or "?")
     if kind == "status":
-        return "%s  status     up %.0f s  load %s%%  overruns %s  errors %s  heap %s" % (
+        return "%s  status     up %.0f s  load %s%%  overruns %s  errors %s  heap %s  mic %s" % (
             ts, (rec.get("uptime_ms") or 0) / 1000, rec.get("load_pct"), rec.get("overruns"),
-            rec.get("errors"), rec.get("heap_free"))
+            rec.get("errors"), rec.get("heap_free"), mic_level(rec))
     if kind == "error":
         return "%s  ERROR      %s" % (ts, rec.get("msg"))
     if kind == "garbage":
@@ -348,6 +349,20 @@ def format_record(rec):
     if kind == "disconnected":
         return "%s  unplugged  %s (%s); reconnecting" % (ts, rec.get("port"), rec.get("reason"))
     return "%s  %s" % (ts, json.dumps(rec))
+
+
+def mic_level(rec):
+    """A status record's microphone level, e.g. "-42 dBFS rms, peak -30" ("?" from older
+    firmware; "silent" when every sample of the hop was the same: check the wiring)."""
+    rms, peak = rec.get("mic_rms"), rec.get("mic_peak")
+    if not isinstance(rms, int) or not isinstance(peak, int):
+        return "?"
+    if rms <= 0:
+        return "silent"
+
+    def dbfs(v):
+        return "%.0f" % (20 * math.log10(max(v, 1) / 32768))
+    return "%s dBFS rms, peak %s" % (dbfs(rms), dbfs(peak))
 
 
 def format_summary(s):
@@ -386,6 +401,7 @@ class LiveView:
             head.add_row("status", "up %.0f s  load %s%%  block %s/%s us  overruns %s  heap %s" % (
                 (s.get("uptime_ms") or 0) / 1000, s.get("load_pct"), s.get("block_us_mean"),
                 s.get("block_us_max"), s.get("overruns"), s.get("heap_free")))
+            head.add_row("mic", mic_level(s))
         head.add_row("counts", "%d detections  %d errors  %d garbage (%d partial)  %d reconnects" % (
             st.events["detection"], st.events["error"], st.garbage, st.partial, st.reconnects))
         dets = Table(box=None, pad_edge=False)

@@ -159,6 +159,26 @@ lp4.run(max_hops=400)
 print(out4[0])
 check("status mean", '"block_us_mean":4000' in out4[0], out4[0])
 
+# The microphone's level in the status line: AC RMS and peak of the hop before it.
+import array
+
+
+class LevelSource(FakeSource):
+    def __init__(self, clock, n):
+        FakeSource.__init__(self, clock, n)
+        # DC 500 plus a square wave of +-1000: AC RMS 1000, peak |x| 1500
+        self.x = array.array("h", [500 + (1000 if i % 2 else -1000) for i in range(HOP)])
+
+
+clock6 = FakeClock()
+out6 = []
+lp6 = airmark_loop.Loop(LevelSource(clock6, 10000), FakeDetector(clock6), clock6, out6.append,
+                        "k", 16000, status_ms=1000)
+check("no level before a status line", lp6.mic_rms is None)
+lp6.run(max_hops=100)
+print(out6[0])
+check("status level", '"mic_rms":1000,"mic_peak":1500' in out6[0], out6[0])
+
 # Allocation: steady-state hops with no detection and no status line.
 clock5 = FakeClock()
 src5 = FakeSource(clock5, 10 ** 6)
