@@ -6,6 +6,7 @@ detector run end to end when they are installed.
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +275,16 @@ def test_rooms_that_miss_their_rt60_are_reported(corpus, key, tmp_path):
     ok = run(corpus, key, tmp_path / "cache", evaluate.Grid(distance_m=[1.0], rt60_s=[0.3],
                                                            snr_db=[20.0]))
     assert ok["rt60_misses"] == []
+
+
+def test_cache_versions_cover_the_masking_model_and_the_audio_io(monkeypatch):
+    """Marked clips are cached by the code that makes them: embed.py and its masking model
+    psycho.py; channel outputs by channel.py and audio.py (codecs)."""
+    real = evaluate._file_hash
+    base = evaluate.code_versions()
+    for name, which in (("psycho.py", 0), ("embed.py", 0), ("channel.py", 1), ("audio.py", 1)):
+        monkeypatch.setattr(evaluate, "_file_hash", lambda p, name=name: (
+            "changed" if os.path.basename(p) == name else real(p)))
+        changed = evaluate.code_versions()
+        assert changed[which] != base[which], name
+        assert changed[1 - which] == base[1 - which], name

@@ -174,11 +174,20 @@ def mark_identity(key):
     return _digest([key.get(f) for f in MARK_FIELDS])
 
 
-def _source_hash(module):
+def _source_hash(*modules):
+    """A digest of the modules' source files: what a cached output was made with."""
     try:
-        return _file_hash(module.__file__)[:16]
-    except (AttributeError, OSError, TypeError):
+        return _digest([_file_hash(m.__file__) for m in modules])[:16]
+    except (AttributeError, OSError, TypeError, AudioError):
         return "none"
+
+
+def code_versions():
+    """(embed_version, channel_version): digests of the code that makes the marked clips
+    (the embedder and its masking model) and the channel outputs (the simulator and the
+    audio I/O its codecs go through). A change to any of them misses the cache."""
+    from . import audio, embed, psycho
+    return _source_hash(embed, psycho), _source_hash(channel, audio)
 
 
 def _digest(obj):
@@ -385,14 +394,7 @@ def run_eval(corpus_dir, key, *, grid=None, opts=None, cache_dir=None, progress=
             raise AirmarkError("grid: %s" % exc) from None
     thresholds = np.linspace(0.0, 3.0 * float(key["threshold"]), SCORE_GRID_POINTS)
     jobs = opts.jobs or os.cpu_count() or 1
-    try:
-        from . import embed as embed_mod
-        embed_version = _source_hash(embed_mod)
-    except ImportError:
-        if embed_fn is None:
-            raise AirmarkError("airmark.embed is not available yet; eval needs the embedder")
-        embed_version = "injected"
-    channel_version = _source_hash(channel)
+    embed_version, channel_version = code_versions()
     # the clips of each category take the placements in turn
     clip_pos = [None] * len(clips)
     if opts.positions:
