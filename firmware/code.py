@@ -87,6 +87,8 @@ def open_pio_i2s(bdef, detector, now_ns):
     import microcontroller
     import rp2pio
     import airmark_capture_pio
+    if not hasattr(rp2pio.StateMachine, "background_read"):
+        raise OSError("this CircuitPython has no rp2pio background_read: 9.2.1 or later needed")
     i2s, bufs = bdef["i2s"], bdef["buffers"]
     if bufs["hop_samples"] % detector.hop_samples:
         raise ValueError("buffers.hop_samples %d is not a multiple of the detector hop %d"

@@ -141,6 +141,9 @@ class FakeStateMachine:
         self.program = program
         self.kw = kw
 
+    def background_read(self, loop=None, loop2=None):
+        pass
+
 
 class FakeRp2pio:
     StateMachine = FakeStateMachine
@@ -185,3 +188,6 @@ def test_code_py_opens_the_pio_receiver_from_the_board_definition(monkeypatch, c
     assert cap.hop_samples == 256 and cap.hpb == 4 and cap.n_slots == 3
     with pytest.raises(ValueError, match="multiple of the detector hop"):
         code.open_pio_i2s(bdef, types.SimpleNamespace(hop_samples=384), None)
+    monkeypatch.setitem(sys.modules, "rp2pio", types.SimpleNamespace(StateMachine=object))
+    with pytest.raises(OSError, match="9.2.1 or later"):    # CircuitPython before 9.2.1
+        code.open_pio_i2s(bdef, types.SimpleNamespace(hop_samples=256), None)
