@@ -104,7 +104,10 @@ class PIOCapture:
         self.buffer_ns = n * 1000000000 // rate_hz
         self.dma = (array.array("h", [0] * n), array.array("h", [0] * n))
         self.ring = array.array("h", [0] * (n * n_slots))
-        self.ring_mv = memoryview(self.ring)
+        # memoryviews made once: a buffer's copy into its slot is one memmove, no allocation
+        ring_mv = memoryview(self.ring)
+        self.slot_mvs = [ring_mv[w * n:(w + 1) * n] for w in range(n_slots)]
+        self.dma_mvs = (memoryview(self.dma[0]), memoryview(self.dma[1]))
         self.hops = []
         for i in range(n_slots * hops_per_buffer):
             self.hops.append(np.frombuffer(self.ring, dtype=np.int16, offset=2 * i * hop_samples,
@@ -169,9 +172,8 @@ class PIOCapture:
         if self.free == 0:
             self._lose(self.hpb)
             return
-        n = self.buffer_samples
         w = self.write_slot
-        self.ring_mv[w * n:(w + 1) * n] = memoryview(got)
+        self.slot_mvs[w][:] = self.dma_mvs[idx]
         self.queue.append(w)
         self.free -= 1
         self.write_slot = (w + 1) % self.n_slots

@@ -138,6 +138,21 @@ cap.start()
 a = alloc_of(cap.next_hop, 200)
 if a is not None:
     check("MP idle poll allocates nothing", a == 0, a)
+
+
+def one_buffer():
+    sm.fill()
+    for _ in range(HPB):
+        cap.next_hop()
+        cap.done()
+
+
+for _ in range(4):
+    one_buffer()    # the queue list reaches its size
+a = alloc_of(one_buffer, 50)
+if a is not None:
+    check("MP copying and serving a buffer allocates nothing", a == 0, a)
+check("still in order", cap.overruns == 0 and cap.next_hop() is None)
 cap.stop()
 check("stopped", sm.stopped == 1)
 finish()
